@@ -1,0 +1,31 @@
+/* Monotonic time.  All condition variables in the library are created with
+ * CLOCK_MONOTONIC, so these timespecs are absolute deadlines on that clock. */
+#include <errno.h>
+#include <math.h>
+#include "clock.h"
+
+double clk_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+struct timespec clk_from(double abs_seconds) {
+  struct timespec ts;
+  double whole = floor(abs_seconds);
+  ts.tv_sec = (time_t)whole;
+  ts.tv_nsec = (long)((abs_seconds - whole) * 1e9);
+  if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+  return ts;
+}
+
+struct timespec clk_deadline(double seconds) {
+  return clk_from(clk_now() + seconds);
+}
+
+void clk_sleep(double seconds) {
+  if (!(seconds > 0)) return;
+  struct timespec until = clk_deadline(seconds);
+  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL) == EINTR)
+    ;
+}

@@ -1,0 +1,104 @@
+/* futures.core: the C half of the module.  This file wires the pieces
+ * together and holds the small module functions; each concern lives in its
+ * own file (see the README's map of csrc/). */
+#include <stdlib.h>
+#include <unistd.h>
+#include "lauxlib.h"
+#include "lualib.h"
+#include "clock.h"
+#include "core.h"
+#include "futures.h"
+#include "transfer.h"
+
+#define ERRCTOR "futures.errorctor"
+#include "workerstate.h"
+
+void core_push_error(lua_State *L, const char *cls, const char *msg) {
+  if (lua_getfield(L, LUA_REGISTRYINDEX, ERRCTOR) == LUA_TFUNCTION) {
+    lua_pushstring(L, cls);
+    lua_pushstring(L, msg);
+    if (lua_pcall(L, 2, 1, 0) == LUA_OK) return;
+  }
+  lua_pop(L, 1);
+  lua_pushfstring(L, "futures.%s: %s", cls, msg);
+}
+
+int core_error(lua_State *L, const char *cls, const char *msg) {
+  core_push_error(L, cls, msg);
+  return lua_error(L);
+}
+
+static int l_set_error_ctor(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_settop(L, 1);
+  lua_setfield(L, LUA_REGISTRYINDEX, ERRCTOR);
+  return 0;
+}
+
+static int l_cpu_count(lua_State *L) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  lua_pushinteger(L, n > 0 ? n : 1);
+  return 1;
+}
+
+static int l_monotonic(lua_State *L) {
+  lua_pushnumber(L, clk_now());
+  return 1;
+}
+
+static int l_sleep(lua_State *L) {
+  lua_Number s = luaL_checknumber(L, 1);
+  luaL_argcheck(L, s == s, 1, "not a number");
+  clk_sleep(s);
+  return 0;
+}
+
+static int l_current_worker(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, WS_NAME_KEY);
+  return 1;
+}
+
+/* Test hook: copies the arguments into a private state and back, the way
+ * a task's values travel, and returns the copies. */
+static int l_roundtrip(lua_State *L) {
+  int n = lua_gettop(L);
+  char err[TR_ERRLEN];
+  tr_opts o = {1, "argument #%d", 0};
+  tr_msg *m = lua_newuserdatauv(L, sizeof *m, 0);  /* freed below */
+  msg_init(m);
+  if (!tr_encode(L, 1, n, m, &o, err)) { msg_free(m); return core_error(L, "TransferError", err); }
+  lua_State *W = luaL_newstate();
+  if (!W) { msg_free(m); return luaL_error(L, "not enough memory"); }
+  core_open_worker_libs(W);
+  size_t pos = 0;
+  int got = tr_decode(W, m, &pos, 1, err);
+  msg_free(m);
+  int ok = got >= 0 && tr_encode(W, 1, got, m, &o, err);
+  lua_close(W);
+  if (!ok) { msg_free(m); return core_error(L, "TransferError", err); }
+  pos = 0;
+  lua_replace(L, 1);  /* keep the message anchored while decoding */
+  lua_settop(L, 1);
+  got = tr_decode(L, m, &pos, 1, err);
+  msg_free(m);
+  if (got < 0) return core_error(L, "TransferError", err);
+  return got;
+}
+
+static const luaL_Reg funcs[] = {
+  {"cpu_count", l_cpu_count},
+  {"monotonic", l_monotonic},
+  {"sleep", l_sleep},
+  {"current_worker", l_current_worker},
+  {"_set_error_ctor", l_set_error_ctor},
+  {"_roundtrip", l_roundtrip},
+  {NULL, NULL}
+};
+
+FUTURES_API int luaopen_futures_core(lua_State *L) {
+  tr_open(L);
+  luaL_newlib(L, funcs);
+  lua_pushliteral(L, CORE_VERSION);
+  lua_setfield(L, -2, "_VERSION");
+  return 1;
+}

@@ -1,0 +1,23 @@
+/* Pieces of the module that other C files share: registration hooks and
+ * how the C core raises the library's error classes. */
+#ifndef FUTURES_CORE_H
+#define FUTURES_CORE_H
+#include "lua.h"
+
+#define CORE_VERSION "futures 0.1.0"
+
+/* Pushes a new error of class `cls` ("TimeoutError", ...) with message msg,
+ * made by the Lua front's constructor; falls back to a plain string. */
+void core_push_error(lua_State *L, const char *cls, const char *msg);
+int core_error(lua_State *L, const char *cls, const char *msg);  /* raises */
+
+/* Opens a fresh state the way every worker's state is opened: standard
+ * libraries, the embedder's hook. */
+void core_open_worker_libs(lua_State *L);
+
+void fut_open(lua_State *L);     /* future.c */
+void owner_open(lua_State *L);   /* owner.c */
+void wait_open(lua_State *L);    /* wait.c */
+void tpool_open(lua_State *L);   /* threadpool.c */
+void ppool_open(lua_State *L);   /* procpool.c */
+#endif

@@ -1,0 +1,84 @@
+/* Message buffers and shared code blobs. */
+#include <stdlib.h>
+#include <string.h>
+#include "msg.h"
+
+static atomic_uint_fast64_t next_blob_id = 1;
+
+tr_blob *tr_blob_new(const char *code, size_t len) {
+  tr_blob *b = malloc(sizeof *b + len);
+  if (!b) return NULL;
+  atomic_init(&b->refs, 1);
+  b->id = atomic_fetch_add(&next_blob_id, 1);
+  b->len = len;
+  memcpy(b->code, code, len);
+  return b;
+}
+
+void tr_blob_ref(tr_blob *b) { atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed); }
+
+void tr_blob_unref(tr_blob *b) {
+  if (b && atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1) free(b);
+}
+
+void msg_init(tr_msg *m) {
+  m->data = m->inl;
+  m->len = 0;
+  m->cap = MSG_INLINE;
+  m->blobs = m->inlblobs;
+  m->nblobs = 0;
+  m->capblobs = MSG_INLINE_BLOBS;
+}
+
+void msg_free(tr_msg *m) {
+  for (int i = 0; i < m->nblobs; i++) tr_blob_unref(m->blobs[i]);
+  if (m->data != m->inl) free(m->data);
+  if (m->blobs != m->inlblobs) free(m->blobs);
+  msg_init(m);
+}
+
+int msg_reserve(tr_msg *m, size_t extra) {
+  if (m->cap - m->len >= extra) return 1;
+  size_t cap = m->cap * 2;
+  if (cap < m->len + extra) cap = m->len + extra;
+  if (cap < m->len) return 0;  /* overflow */
+  unsigned char *d;
+  if (m->data == m->inl) {
+    d = malloc(cap);
+    if (d) memcpy(d, m->inl, m->len);
+  } else {
+    d = realloc(m->data, cap);
+  }
+  if (!d) return 0;
+  m->data = d;
+  m->cap = cap;
+  return 1;
+}
+
+int msg_add_blob(tr_msg *m, tr_blob *b) {
+  for (int i = 0; i < m->nblobs; i++)
+    if (m->blobs[i] == b) return i;
+  if (m->nblobs == m->capblobs) {
+    int cap = m->capblobs * 2;
+    tr_blob **nb = malloc((size_t)cap * sizeof *nb);
+    if (!nb) return -1;
+    memcpy(nb, m->blobs, (size_t)m->nblobs * sizeof *nb);
+    if (m->blobs != m->inlblobs) free(m->blobs);
+    m->blobs = nb;
+    m->capblobs = cap;
+  }
+  tr_blob_ref(b);
+  m->blobs[m->nblobs] = b;
+  return m->nblobs++;
+}
+
+/* Inline storage cannot simply be exchanged by pointer. */
+void msg_swap(tr_msg *a, tr_msg *b) {
+  tr_msg t = *a;
+  *a = *b;
+  *b = t;
+  if (a->data == b->inl) a->data = a->inl;
+  if (b->data == a->inl) b->data = b->inl;
+  if (a->blobs == b->inlblobs) a->blobs = a->inlblobs;
+  if (b->blobs == a->inlblobs) b->blobs = b->inlblobs;
+}

@@ -1,0 +1,780 @@
+/* Value transfer: Lua values to bytes and back.
+ *
+ * DESIGN
+ * One encoding serves both pools.  A message holds a varint count, then that
+ * many values, each a tag byte and its payload:
+ *
+ *   NIL FALSE TRUE             no payload
+ *   INT                        zigzag varint (the integer subtype is kept)
+ *   FLT                        8 bytes, host order (pipes never leave the host)
+ *   STR   len bytes            a string of 32 bytes or more gets a ref
+ *   TABLE narr nhash           narr values, nhash key/value pairs, then the
+ *                              metatable (a value, NIL for none); gets a ref
+ *   REF   n                    the n-th ref'd value of this message again,
+ *                              so shared tables, cycles and long strings
+ *                              keep their shape
+ *   LFUNC blob nups up...      a Lua function; gets a ref before its upvalues
+ *                              so recursive functions keep their cycle.  Each
+ *                              upvalue is ENV (bind to the receiver's
+ *                              globals), JOIN f n (share upvalue n of the
+ *                              function ref'd as f) or a value
+ *   CFUNC module field         a C function found in package.loaded
+ *   MODULE name                a loaded module, `require`d by the receiver
+ *   LIGHTUD 8 bytes            threads only
+ *
+ * Code never sits in the bytes: a function names a blob (shared, refcounted
+ * bytecode) in the message's attachment list.  Senders cache the blob per
+ * closure and per dump content, so a function sent again costs a table
+ * lookup; receivers cache the loaded closure per blob id when the function
+ * has no upvalue but _ENV, and otherwise load a fresh closure from the blob.
+ *
+ * The decoder trusts nothing: every length is checked against the bytes
+ * left (so a lying length cannot allocate more than the message holds),
+ * nesting is bounded by TR_MAXDEPTH in both directions, and bytecode is
+ * only loaded in binary mode from blobs.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include "lauxlib.h"
+#include "transfer.h"
+
+enum {
+  T_NIL, T_FALSE, T_TRUE, T_INT, T_FLT, T_STR, T_TABLE, T_REF,
+  T_LFUNC, T_CFUNC, T_MODULE, T_LIGHTUD,
+  U_ENV = 0x20, U_JOIN = 0x21
+};
+
+#define REF_MINSTR 32
+#define FNCACHE "futures.fncache"      /* closure -> blob (weak keys) */
+#define CODECACHE "futures.codecache"  /* dump string -> blob (weak values) */
+#define LOADCACHE "futures.loadcache"  /* blob id -> loaded closure */
+#define NAMES "futures.names"          /* C function or module -> name */
+#define NAMESCOUNT "futures.namescount"
+#define BLOB_MT "futures.blob"
+#define LOADCACHE_MAX 1024
+
+/* ---------------------------------------------------------------- varints */
+
+int tr_put_varint(tr_msg *m, uint64_t v) {
+  if (!msg_reserve(m, 10)) return 0;
+  unsigned char *d = m->data + m->len;
+  while (v >= 0x80) { *d++ = (unsigned char)(v | 0x80); v >>= 7; }
+  *d++ = (unsigned char)v;
+  m->len = (size_t)(d - m->data);
+  return 1;
+}
+
+int tr_get_varint(const unsigned char **p, const unsigned char *end, uint64_t *v) {
+  uint64_t r = 0;
+  for (int shift = 0; shift < 70 && *p < end; shift += 7) {
+    unsigned char c = *(*p)++;
+    r |= (uint64_t)(c & 0x7f) << shift;
+    if (!(c & 0x80)) { *v = r; return 1; }
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------ blob boxes */
+
+static int blob_gc(lua_State *L) {
+  tr_blob **bp = luaL_checkudata(L, 1, BLOB_MT);
+  tr_blob_unref(*bp);
+  *bp = NULL;
+  return 0;
+}
+
+static void weak_table(lua_State *L, const char *key, const char *mode) {
+  lua_newtable(L);
+  lua_createtable(L, 0, 1);
+  lua_pushstring(L, mode);
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  lua_setfield(L, LUA_REGISTRYINDEX, key);
+}
+
+void tr_open(lua_State *L) {
+  if (luaL_newmetatable(L, BLOB_MT)) {
+    lua_pushcfunction(L, blob_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+  if (lua_getfield(L, LUA_REGISTRYINDEX, FNCACHE) == LUA_TNIL) {
+    weak_table(L, FNCACHE, "k");
+    weak_table(L, CODECACHE, "v");
+    lua_newtable(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, LOADCACHE);
+  }
+  lua_pop(L, 1);
+}
+
+/* --------------------------------------------------------------- encoder */
+
+typedef struct enc {
+  lua_State *L;
+  tr_msg *m;
+  const tr_opts *o;
+  int seen;   /* stack index: value -> ref number; upvalue id -> fref*256+n */
+  int names;  /* stack index of the name map (nil until first needed) */
+  int names_ready;
+  int nrefs;
+  int depth;
+  char *err;
+  int elided;
+  size_t room;  /* what the path may fill; the rest is kept for the label */
+} enc;
+
+static void put(enc *e, const void *p, size_t n) {
+  if (!msg_reserve(e->m, n)) luaL_error(e->L, "not enough memory");
+  msg_put(e->m, p, n);
+}
+static void put1(enc *e, int tag) { unsigned char c = (unsigned char)tag; put(e, &c, 1); }
+static void putv(enc *e, uint64_t v) {
+  if (!tr_put_varint(e->m, v)) luaL_error(e->L, "not enough memory");
+}
+static void putstr(enc *e, const char *s, size_t len) { putv(e, len); put(e, s, len); }
+
+/* Error text is built from the leaf outwards: the leaf writes " is a ...",
+ * each enclosing level prepends its key. */
+static int fail(enc *e, const char *fmt, const char *a) {
+  snprintf(e->err, TR_ERRLEN, fmt, a);
+  return 0;
+}
+
+/* A path too long to show keeps its leaf and loses its middle. */
+static void prepend(enc *e, const char *s) {
+  size_t n = strlen(s), have = strlen(e->err);
+  if (have + n >= e->room) {
+    if (e->elided) return;
+    e->elided = 1;
+    s = "...";
+    n = 3;
+  }
+  memmove(e->err + n, e->err, have + 1);
+  memcpy(e->err, s, n);
+}
+
+static int is_identifier(const char *s, size_t len) {
+  if (len == 0 || len > 60 || !(s[0] == '_' || ((s[0] | 32) >= 'a' && (s[0] | 32) <= 'z')))
+    return 0;
+  for (size_t i = 1; i < len; i++)
+    if (!(s[i] == '_' || (s[i] >= '0' && s[i] <= '9') || ((s[i] | 32) >= 'a' && (s[i] | 32) <= 'z')))
+      return 0;
+  return 1;
+}
+
+/* Prepends "[3]", ".conn" or "[<table>]" for the key at stack index k. */
+static void prepend_key(enc *e, int k) {
+  lua_State *L = e->L;
+  char buf[96];
+  size_t len;
+  const char *s;
+  switch (lua_type(L, k)) {
+    case LUA_TSTRING:
+      s = lua_tolstring(L, k, &len);
+      if (is_identifier(s, len)) snprintf(buf, sizeof buf, ".%s", s);
+      else snprintf(buf, sizeof buf, "[\"%.60s\"]", s);
+      break;
+    case LUA_TNUMBER:
+      if (lua_isinteger(L, k)) snprintf(buf, sizeof buf, "[%lld]", (long long)lua_tointeger(L, k));
+      else snprintf(buf, sizeof buf, "[%.14g]", lua_tonumber(L, k));
+      break;
+    case LUA_TBOOLEAN:
+      snprintf(buf, sizeof buf, "[%s]", lua_toboolean(L, k) ? "true" : "false");
+      break;
+    default:
+      snprintf(buf, sizeof buf, "[<%s>]", luaL_typename(L, k));
+  }
+  prepend(e, buf);
+}
+
+static int enc_value(enc *e, int idx);
+
+/* Looks v up in the ref table: emits REF and returns 1 if seen, else
+ * assigns it the next ref number and returns 0. */
+static int enc_ref(enc *e, int idx) {
+  lua_State *L = e->L;
+  lua_pushvalue(L, idx);
+  if (lua_rawget(L, e->seen) == LUA_TNUMBER) {
+    lua_Integer r = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    put1(e, T_REF);
+    putv(e, (uint64_t)r);
+    return 1;
+  }
+  lua_pop(L, 1);
+  lua_pushvalue(L, idx);
+  lua_pushinteger(L, ++e->nrefs);
+  lua_rawset(L, e->seen);
+  return 0;
+}
+
+/* The reverse map of package.loaded: module table -> name, C function ->
+ * {module, field}.  Rebuilt when package.loaded changes size. */
+static void names_push(lua_State *L) {
+  lua_Integer count = 0;
+  lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  int loaded = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, loaded)) { count++; lua_pop(L, 1); }
+  lua_getfield(L, LUA_REGISTRYINDEX, NAMESCOUNT);
+  int fresh = lua_tointeger(L, -1) == count;
+  lua_pop(L, 1);
+  if (fresh && lua_getfield(L, LUA_REGISTRYINDEX, NAMES) == LUA_TTABLE) {
+    lua_remove(L, loaded);
+    return;
+  }
+  if (fresh) lua_pop(L, 1);
+  lua_newtable(L);
+  int names = lua_gettop(L);
+  luaL_checkstack(L, 8, NULL);
+  lua_pushnil(L);
+  while (lua_next(L, loaded)) {
+    if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TTABLE) {
+      int mod = lua_gettop(L);
+      lua_pushvalue(L, mod);
+      if (lua_rawget(L, names) == LUA_TNIL) {
+        lua_pushvalue(L, mod);
+        lua_pushvalue(L, mod - 1);
+        lua_rawset(L, names);
+      }
+      lua_pop(L, 1);
+      lua_pushnil(L);
+      while (lua_next(L, mod)) {
+        if (lua_type(L, -2) == LUA_TSTRING && lua_iscfunction(L, -1)) {
+          lua_pushvalue(L, -1);
+          if (lua_rawget(L, names) == LUA_TNIL) {
+            lua_pushvalue(L, -2);
+            lua_createtable(L, 2, 0);
+            lua_pushvalue(L, mod - 1);
+            lua_rawseti(L, -2, 1);
+            lua_pushvalue(L, -5);
+            lua_rawseti(L, -2, 2);
+            lua_rawset(L, names);
+          }
+          lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+      }
+    }
+    lua_pop(L, 1);
+  }
+  lua_pushvalue(L, names);
+  lua_setfield(L, LUA_REGISTRYINDEX, NAMES);
+  lua_pushinteger(L, count);
+  lua_setfield(L, LUA_REGISTRYINDEX, NAMESCOUNT);
+  lua_remove(L, loaded);
+}
+
+/* Pushes the name-map entry for the value at idx (nil if none). */
+static int name_of(enc *e, int idx) {
+  if (!e->names_ready) {
+    names_push(e->L);
+    lua_replace(e->L, e->names);
+    e->names_ready = 1;
+  }
+  lua_pushvalue(e->L, idx);
+  return lua_rawget(e->L, e->names);
+}
+
+static int enc_table(enc *e, int idx) {
+  lua_State *L = e->L;
+  if (name_of(e, idx) == LUA_TSTRING) {
+    size_t len;
+    const char *s = lua_tolstring(L, -1, &len);
+    put1(e, T_MODULE);
+    putstr(e, s, len);
+    lua_pop(L, 1);
+    return 1;
+  }
+  lua_pop(L, 1);
+  if (enc_ref(e, idx)) return 1;
+  if (++e->depth > TR_MAXDEPTH) {
+    snprintf(e->err, TR_ERRLEN, " is nested too deeply (more than %d levels)", TR_MAXDEPTH);
+    return 0;
+  }
+  luaL_checkstack(L, 6, "value nested too deeply");
+  lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
+  put1(e, T_TABLE);
+  putv(e, (uint64_t)n);
+  /* The pair count is patched in after the walk: a padded 5-byte varint. */
+  static const unsigned char pad[5] = {0x80, 0x80, 0x80, 0x80, 0};
+  size_t countpos = e->m->len;
+  put(e, pad, 5);
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, idx, i);
+    if (!enc_value(e, lua_gettop(L))) {
+      lua_pushinteger(L, i);
+      prepend_key(e, -1);
+      return 0;
+    }
+    lua_pop(L, 1);
+  }
+  uint64_t pairs = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    if (lua_isinteger(L, -2)) {
+      lua_Integer k = lua_tointeger(L, -2);
+      if (k >= 1 && k <= n) { lua_pop(L, 1); continue; }
+    }
+    int top = lua_gettop(L);
+    if (!enc_value(e, top - 1)) { prepend(e, " as a key"); prepend_key(e, top - 1); return 0; }
+    if (!enc_value(e, top)) { prepend_key(e, top - 1); return 0; }
+    pairs++;
+    lua_pop(L, 1);
+  }
+  if (pairs >= ((uint64_t)1 << 35)) return fail(e, " has too many %s", "keys");
+  unsigned char *d = e->m->data + countpos;
+  for (int i = 0; i < 4; i++) d[i] = (unsigned char)(0x80 | ((pairs >> (7 * i)) & 0x7f));
+  d[4] = (unsigned char)(pairs >> 28);
+  if (lua_getmetatable(L, idx)) {
+    if (!enc_value(e, lua_gettop(L))) { prepend(e, "(metatable)"); return 0; }
+    lua_pop(L, 1);
+  } else {
+    put1(e, T_NIL);
+  }
+  e->depth--;
+  return 1;
+}
+
+static int dump_writer(lua_State *L, const void *p, size_t sz, void *ud) {
+  tr_msg *m = ud;
+  if (!msg_reserve(m, sz)) return 1;
+  msg_put(m, p, sz);
+  return 0;
+}
+
+/* The shared blob of the Lua function at idx, through the two caches. */
+static tr_blob *code_blob(lua_State *L, int idx) {
+  lua_getfield(L, LUA_REGISTRYINDEX, FNCACHE);
+  lua_pushvalue(L, idx);
+  if (lua_rawget(L, -2) == LUA_TUSERDATA) {
+    tr_blob *b = *(tr_blob **)lua_touserdata(L, -1);
+    lua_pop(L, 2);
+    return b;
+  }
+  lua_pop(L, 1);
+  tr_msg dump;
+  msg_init(&dump);
+  lua_pushvalue(L, idx);
+  int bad = lua_dump(L, dump_writer, &dump, 0);
+  lua_pop(L, 1);
+  if (bad) { msg_free(&dump); luaL_error(L, "not enough memory"); }
+  lua_pushlstring(L, (const char *)dump.data, dump.len);
+  msg_free(&dump);
+  lua_getfield(L, LUA_REGISTRYINDEX, CODECACHE);
+  lua_pushvalue(L, -2);
+  if (lua_rawget(L, -2) != LUA_TUSERDATA) {
+    lua_pop(L, 1);
+    tr_blob **bp = lua_newuserdatauv(L, sizeof *bp, 0);
+    *bp = NULL;
+    luaL_setmetatable(L, BLOB_MT);
+    size_t len;
+    const char *code = lua_tolstring(L, -3, &len);
+    if (!(*bp = tr_blob_new(code, len))) luaL_error(L, "not enough memory");
+    lua_pushvalue(L, -3);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, -4);
+  }
+  /* stack: fncache, dump, codecache, box */
+  lua_pushvalue(L, idx);
+  lua_pushvalue(L, -2);
+  lua_rawset(L, -6);
+  tr_blob *b = *(tr_blob **)lua_touserdata(L, -1);
+  lua_pop(L, 4);
+  return b;
+}
+
+static int enc_function(enc *e, int idx) {
+  lua_State *L = e->L;
+  if (lua_iscfunction(L, idx)) {
+    if (name_of(e, idx) != LUA_TTABLE)
+      return fail(e, " is a C function that is not in package.loaded%s", "");
+    size_t len;
+    put1(e, T_CFUNC);
+    for (int i = 1; i <= 2; i++) {
+      lua_rawgeti(L, -1, i);
+      const char *s = lua_tolstring(L, -1, &len);
+      putstr(e, s, len);
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return 1;
+  }
+  if (enc_ref(e, idx)) return 1;
+  lua_Integer fref = e->nrefs;
+  int bi = msg_add_blob(e->m, code_blob(L, idx));
+  if (bi < 0) luaL_error(L, "not enough memory");
+  lua_Debug ar;
+  lua_pushvalue(L, idx);
+  lua_getinfo(L, ">u", &ar);
+  put1(e, T_LFUNC);
+  putv(e, (uint64_t)bi);
+  putv(e, ar.nups);
+  luaL_checkstack(L, 4, "value nested too deeply");
+  for (int i = 1; i <= ar.nups; i++) {
+    const char *name = lua_getupvalue(L, idx, i);
+    if (name && strcmp(name, "_ENV") == 0) { put1(e, U_ENV); lua_pop(L, 1); continue; }
+    lua_pushlightuserdata(L, lua_upvalueid(L, idx, i));
+    if (lua_rawget(L, e->seen) == LUA_TNUMBER) {
+      lua_Integer at = lua_tointeger(L, -1);
+      put1(e, U_JOIN);
+      putv(e, (uint64_t)(at >> 8));
+      putv(e, (uint64_t)(at & 0xff));
+      lua_pop(L, 2);
+      continue;
+    }
+    lua_pop(L, 1);
+    lua_pushlightuserdata(L, lua_upvalueid(L, idx, i));
+    lua_pushinteger(L, fref * 256 + i);
+    lua_rawset(L, e->seen);
+    if (!enc_value(e, lua_gettop(L))) {
+      char buf[80];
+      snprintf(buf, sizeof buf, "(upvalue %.60s)", name && *name ? name : "?");
+      prepend(e, buf);
+      return 0;
+    }
+    lua_pop(L, 1);
+  }
+  return 1;
+}
+
+static int enc_value(enc *e, int idx) {
+  lua_State *L = e->L;
+  switch (lua_type(L, idx)) {
+    case LUA_TNIL: put1(e, T_NIL); return 1;
+    case LUA_TBOOLEAN: put1(e, lua_toboolean(L, idx) ? T_TRUE : T_FALSE); return 1;
+    case LUA_TNUMBER:
+      if (lua_isinteger(L, idx)) {
+        uint64_t u = (uint64_t)lua_tointeger(L, idx);
+        put1(e, T_INT);
+        putv(e, (u << 1) ^ (uint64_t)-(int64_t)(u >> 63));
+      } else {
+        double d = lua_tonumber(L, idx);
+        unsigned char b[9];
+        b[0] = T_FLT;
+        memcpy(b + 1, &d, 8);
+        put(e, b, 9);
+      }
+      return 1;
+    case LUA_TSTRING: {
+      size_t len;
+      const char *s = lua_tolstring(L, idx, &len);
+      if (len >= REF_MINSTR && enc_ref(e, idx)) return 1;
+      put1(e, T_STR);
+      putstr(e, s, len);
+      return 1;
+    }
+    case LUA_TTABLE: return enc_table(e, idx);
+    case LUA_TFUNCTION: return enc_function(e, idx);
+    case LUA_TLIGHTUSERDATA:
+      if (!e->o->lightuserdata)
+        return fail(e, " is a light userdata (only thread pools can pass %s)", "those");
+      {
+        void *p = lua_touserdata(L, idx);
+        put1(e, T_LIGHTUD);
+        put(e, &p, sizeof p);
+      }
+      return 1;
+    case LUA_TUSERDATA: {
+      const char *tn = "userdata";
+      if (luaL_getmetafield(L, idx, "__name") == LUA_TSTRING) tn = lua_tostring(L, -1);
+      snprintf(e->err, TR_ERRLEN, " is a userdata (%.60s)", tn);
+      return 0;
+    }
+    case LUA_TTHREAD: return fail(e, " is a %s", "coroutine");
+    default: return fail(e, " is a %s", luaL_typename(L, idx));
+  }
+}
+
+int tr_encode(lua_State *L, int first, int n, tr_msg *m, const tr_opts *o, char err[TR_ERRLEN]) {
+  first = lua_absindex(L, first);
+  luaL_checkstack(L, 8, NULL);
+  enc e = {L, m, o, 0, 0, 0, 0, 0, err, 0, TR_ERRLEN - 80};
+  err[0] = '\0';
+  lua_createtable(L, 0, 2);
+  e.seen = lua_gettop(L);
+  lua_pushnil(L);
+  e.names = lua_gettop(L);
+  putv(&e, (uint64_t)n);
+  for (int k = 0; k < n; k++) {
+    if (!enc_value(&e, first + k)) {
+      char label[64];
+      int num = k + 1 - (o->first_is_function ? 1 : 0);
+      if (o->first_is_function && k == 0) snprintf(label, sizeof label, "function");
+      else snprintf(label, sizeof label, o->label ? o->label : "value #%d", num);
+      if (err[0] == '.') memmove(err, err + 1, strlen(err));
+      e.room = TR_ERRLEN - 1;  /* the label always shows */
+      if (err[0] != ' ') prepend(&e, ": ");
+      prepend(&e, label);
+      lua_settop(L, e.seen - 1);
+      return 0;
+    }
+  }
+  lua_settop(L, e.seen - 1);
+  return 1;
+}
+
+/* --------------------------------------------------------------- decoder */
+
+typedef struct dec {
+  lua_State *L;
+  const tr_msg *m;
+  const unsigned char *p, *end;
+  int refs;   /* stack index: ref number -> value */
+  int nrefs;
+  int depth;
+  int lightuserdata;
+  char *err;
+} dec;
+
+static int bad(dec *d, const char *what) {
+  snprintf(d->err, TR_ERRLEN, "malformed message: %s", what);
+  return 0;
+}
+
+static int getv(dec *d, uint64_t *v) {
+  return tr_get_varint(&d->p, d->end, v) || bad(d, "truncated number");
+}
+
+static size_t left(dec *d) { return (size_t)(d->end - d->p); }
+
+static void add_ref(dec *d) {
+  lua_pushvalue(d->L, -1);
+  lua_rawseti(d->L, d->refs, ++d->nrefs);
+}
+
+/* Pushes package.loaded[name], requiring it if needed. */
+static int push_module(dec *d, const char *name, size_t len) {
+  lua_State *L = d->L;
+  lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  lua_pushlstring(L, name, len);
+  if (lua_rawget(L, -2) != LUA_TNIL) { lua_remove(L, -2); return 1; }
+  lua_pop(L, 2);
+  lua_getglobal(L, "require");
+  lua_pushlstring(L, name, len);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    snprintf(d->err, TR_ERRLEN, "cannot load module '%.60s' here: %.150s", name,
+             lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "error");
+    lua_pop(L, 1);
+    return 0;
+  }
+  return 1;
+}
+
+static int get_str(dec *d, const char **s, size_t *len) {
+  uint64_t n;
+  if (!getv(d, &n)) return 0;
+  if (n > left(d)) return bad(d, "string longer than the message");
+  *s = (const char *)d->p;
+  *len = (size_t)n;
+  d->p += n;
+  return 1;
+}
+
+static int dec_value(dec *d);
+
+static int dec_table(dec *d) {
+  lua_State *L = d->L;
+  uint64_t narr, nhash;
+  if (++d->depth > TR_MAXDEPTH) return bad(d, "nested too deeply");
+  if (!lua_checkstack(L, 6)) return bad(d, "nested too deeply");
+  if (!getv(d, &narr) || !getv(d, &nhash)) return 0;
+  if (narr > left(d) || nhash > left(d) / 2) return bad(d, "table larger than the message");
+  lua_createtable(L, (int)narr, (int)nhash);
+  add_ref(d);
+  int t = lua_gettop(L);
+  for (uint64_t i = 1; i <= narr; i++) {
+    if (!dec_value(d)) return 0;
+    lua_rawseti(L, t, (lua_Integer)i);
+  }
+  for (uint64_t i = 0; i < nhash; i++) {
+    if (!dec_value(d)) return 0;
+    if (lua_isnil(L, -1) || (lua_type(L, -1) == LUA_TNUMBER && lua_tonumber(L, -1) != lua_tonumber(L, -1)))
+      return bad(d, "nil or NaN table key");
+    if (!dec_value(d)) return 0;
+    lua_rawset(L, t);
+  }
+  if (!dec_value(d)) return 0;
+  if (lua_istable(L, -1)) lua_setmetatable(L, t);
+  else if (lua_isnil(L, -1)) lua_pop(L, 1);
+  else return bad(d, "metatable is not a table");
+  d->depth--;
+  return 1;
+}
+
+/* Loads the blob as a fresh closure, or reuses the cached one. */
+static int load_blob(dec *d, tr_blob *b, int cached) {
+  lua_State *L = d->L;
+  if (cached) {
+    lua_getfield(L, LUA_REGISTRYINDEX, LOADCACHE);
+    if (lua_rawgeti(L, -1, (lua_Integer)b->id) == LUA_TFUNCTION) {
+      lua_remove(L, -2);
+      return 1;
+    }
+    lua_pop(L, 1);
+  }
+  if (luaL_loadbufferx(L, b->code, b->len, "=(transferred function)", "b") != LUA_OK) {
+    snprintf(d->err, TR_ERRLEN, "malformed message: bad function code (%.120s)",
+             lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?");
+    lua_pop(L, cached ? 2 : 1);
+    return 0;
+  }
+  if (cached) {
+    /* The cache is a plain table of bounded size: dropped when full. */
+    lua_getfield(L, -2, "n");
+    lua_Integer count = lua_tointeger(L, -1) + 1;
+    lua_pop(L, 1);
+    if (count > LOADCACHE_MAX) {
+      lua_newtable(L);
+      lua_pushvalue(L, -1);
+      lua_setfield(L, LUA_REGISTRYINDEX, LOADCACHE);
+      lua_replace(L, -3);
+      count = 1;
+    }
+    lua_pushinteger(L, count);
+    lua_setfield(L, -3, "n");
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, -3, (lua_Integer)b->id);
+    lua_remove(L, -2);
+  }
+  return 1;
+}
+
+static int dec_function(dec *d) {
+  lua_State *L = d->L;
+  uint64_t bi, nups;
+  if (!getv(d, &bi) || !getv(d, &nups)) return 0;
+  if (bi >= (uint64_t)d->m->nblobs) return bad(d, "function code index out of range");
+  if (nups > 255 || nups > left(d)) return bad(d, "bad upvalue count");
+  int only_env = 1;
+  for (uint64_t i = 0; i < nups; i++)
+    if (d->p[i] != U_ENV) { only_env = 0; break; }
+  if (!load_blob(d, d->m->blobs[bi], only_env)) return 0;
+  int f = lua_gettop(L);
+  lua_Debug ar;
+  lua_pushvalue(L, f);
+  lua_getinfo(L, ">u", &ar);
+  if (ar.nups != nups) return bad(d, "upvalue count does not match the code");
+  add_ref(d);
+  if (only_env) {
+    d->p += nups;
+    if (nups > 1) {   /* lua_load binds only the first upvalue */
+      for (int i = 2; i <= (int)nups; i++) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+        lua_setupvalue(L, f, i);
+      }
+    }
+    return 1;
+  }
+  for (int i = 1; i <= (int)nups; i++) {
+    if (d->p >= d->end) return bad(d, "truncated upvalues");
+    if (*d->p == U_ENV) {
+      d->p++;
+      lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+      lua_setupvalue(L, f, i);
+    } else if (*d->p == U_JOIN) {
+      uint64_t fr, n;
+      d->p++;
+      if (!getv(d, &fr) || !getv(d, &n)) return 0;
+      if (fr < 1 || fr > (uint64_t)d->nrefs || n < 1 || n > 255) return bad(d, "bad shared upvalue");
+      lua_rawgeti(L, d->refs, (lua_Integer)fr);
+      if (lua_type(L, -1) != LUA_TFUNCTION || lua_iscfunction(L, -1) ||
+          !lua_getupvalue(L, -1, (int)n))
+        return bad(d, "bad shared upvalue");
+      lua_pop(L, 1);
+      lua_upvaluejoin(L, f, i, lua_gettop(L), (int)n);
+      lua_pop(L, 1);
+    } else {
+      if (!dec_value(d)) return 0;
+      lua_setupvalue(L, f, i);
+    }
+  }
+  return 1;
+}
+
+static int dec_value(dec *d) {
+  lua_State *L = d->L;
+  if (d->p >= d->end) return bad(d, "truncated");
+  if (!lua_checkstack(L, 4)) return bad(d, "nested too deeply");
+  int tag = *d->p++;
+  uint64_t v;
+  const char *s;
+  size_t len;
+  switch (tag) {
+    case T_NIL: lua_pushnil(L); return 1;
+    case T_FALSE: lua_pushboolean(L, 0); return 1;
+    case T_TRUE: lua_pushboolean(L, 1); return 1;
+    case T_INT:
+      if (!getv(d, &v)) return 0;
+      lua_pushinteger(L, (lua_Integer)((v >> 1) ^ (uint64_t)-(int64_t)(v & 1)));
+      return 1;
+    case T_FLT: {
+      double x;
+      if (left(d) < 8) return bad(d, "truncated float");
+      memcpy(&x, d->p, 8);
+      d->p += 8;
+      lua_pushnumber(L, x);
+      return 1;
+    }
+    case T_STR:
+      if (!get_str(d, &s, &len)) return 0;
+      lua_pushlstring(L, s, len);
+      if (len >= REF_MINSTR) add_ref(d);
+      return 1;
+    case T_TABLE: return dec_table(d);
+    case T_REF:
+      if (!getv(d, &v)) return 0;
+      if (v < 1 || v > (uint64_t)d->nrefs) return bad(d, "reference out of range");
+      lua_rawgeti(L, d->refs, (lua_Integer)v);
+      return 1;
+    case T_LFUNC: return dec_function(d);
+    case T_CFUNC: {
+      const char *field;
+      size_t flen;
+      if (!get_str(d, &s, &len) || !get_str(d, &field, &flen)) return 0;
+      if (!push_module(d, s, len)) return 0;
+      if (lua_type(L, -1) == LUA_TTABLE) {
+        lua_pushlstring(L, field, flen);
+        lua_rawget(L, -2);
+        lua_remove(L, -2);
+      }
+      if (!lua_iscfunction(L, -1)) {
+        snprintf(d->err, TR_ERRLEN, "function %.60s.%.60s is not loaded here", s, field);
+        return 0;
+      }
+      return 1;
+    }
+    case T_MODULE:
+      if (!get_str(d, &s, &len)) return 0;
+      return push_module(d, s, len);
+    case T_LIGHTUD: {
+      void *p;
+      if (!d->lightuserdata) return bad(d, "light userdata from another process");
+      if (left(d) < sizeof p) return bad(d, "truncated pointer");
+      memcpy(&p, d->p, sizeof p);
+      d->p += sizeof p;
+      lua_pushlightuserdata(L, p);
+      return 1;
+    }
+    default: return bad(d, "unknown tag");
+  }
+}
+
+int tr_decode(lua_State *L, const tr_msg *m, size_t *pos, int lightuserdata, char err[TR_ERRLEN]) {
+  dec d = {L, m, m->data + *pos, m->data + m->len, 0, 0, 0, lightuserdata, err};
+  uint64_t n;
+  err[0] = '\0';
+  if (!lua_checkstack(L, 8)) return bad(&d, "stack overflow"), -1;
+  if (!getv(&d, &n)) return -1;
+  if (n > left(&d) || n > 1000000) return bad(&d, "too many values"), -1;
+  if (!lua_checkstack(L, (int)n + 8)) return bad(&d, "too many values"), -1;
+  lua_newtable(L);
+  d.refs = lua_gettop(L);
+  for (uint64_t i = 0; i < n; i++) {
+    if (!dec_value(&d)) { lua_settop(L, d.refs - 1); return -1; }
+  }
+  lua_remove(L, d.refs);
+  *pos = (size_t)(d.p - m->data);
+  return (int)n;
+}

@@ -1,0 +1,38 @@
+/* Value transfer: copies Lua values out of one state into a message and
+ * back into another state.  Both pools use it: thread workers decode the
+ * message directly, process workers receive it over a pipe. */
+#ifndef FUTURES_TRANSFER_H
+#define FUTURES_TRANSFER_H
+#include "lua.h"
+#include "msg.h"
+
+#define TR_MAXDEPTH 2000
+#define TR_ERRLEN 256
+
+typedef struct tr_opts {
+  int lightuserdata;    /* may light userdata cross? (threads only) */
+  const char *label;    /* printf format naming value #k: "argument #%d" */
+  int first_is_function;/* value #1 is the task's function: "function" */
+} tr_opts;
+
+/* Appends a varint count and `n` values from the stack, starting at index
+ * `first`, to `m`.  Never raises for a value that cannot cross: returns 0
+ * and writes "argument #2: [3].conn is a userdata (FILE*)" into err.
+ * May raise memory errors; `m` must be owned by something collectable. */
+int tr_encode(lua_State *L, int first, int n, tr_msg *m, const tr_opts *o,
+              char err[TR_ERRLEN]);
+
+/* Pushes the values of `m` starting at byte offset *pos; returns how many,
+ * or -1 with a message in err when the bytes are malformed or a named
+ * module or function cannot be found.  Runs Lua code only to `require`
+ * modules named in the message.  Caller ensures protection from raises. */
+int tr_decode(lua_State *L, const tr_msg *m, size_t *pos, int lightuserdata,
+              char err[TR_ERRLEN]);
+
+/* Per-state caches used by the codec (registry tables); opened by core. */
+void tr_open(lua_State *L);
+
+/* Varints, shared with the pipe framing. */
+int tr_put_varint(tr_msg *m, uint64_t v);
+int tr_get_varint(const unsigned char **p, const unsigned char *end, uint64_t *v);
+#endif

@@ -1,0 +1,53 @@
+/* How every worker's Lua state is born: standard libraries, the embedder's
+ * hook, the creator's package paths and the worker's name. */
+#include <stdatomic.h>
+#include "lauxlib.h"
+#include "lualib.h"
+#include "core.h"
+#include "futures.h"
+#include "transfer.h"
+#include "workerstate.h"
+
+/* One hook for the process: set by the host before it creates pools. */
+static _Atomic(futures_worker_init_fn) init_fn;
+static _Atomic(void *) init_ud;
+
+FUTURES_API void futures_set_worker_init(lua_State *L, futures_worker_init_fn fn, void *ud) {
+  (void)L;
+  atomic_store(&init_ud, ud);
+  atomic_store(&init_fn, fn);
+}
+
+void core_open_worker_libs(lua_State *L) {
+  luaL_openlibs(L);
+  futures_worker_init_fn fn = atomic_load(&init_fn);
+  if (fn) fn(L, atomic_load(&init_ud));
+  tr_open(L);
+}
+
+static int open_worker(lua_State *L) {
+  const ws_config *c = lua_touserdata(L, 1);
+  core_open_worker_libs(L);
+  lua_getglobal(L, "package");
+  if (lua_istable(L, -1)) {
+    if (c->path) { lua_pushstring(L, c->path); lua_setfield(L, -2, "path"); }
+    if (c->cpath) { lua_pushstring(L, c->cpath); lua_setfield(L, -2, "cpath"); }
+  }
+  lua_pushstring(L, c->name);
+  lua_setfield(L, LUA_REGISTRYINDEX, WS_NAME_KEY);
+  return 0;
+}
+
+lua_State *ws_new(const ws_config *c, char *err, size_t errlen) {
+  lua_State *L = luaL_newstate();
+  if (!L) { snprintf(err, errlen, "not enough memory for a worker state"); return NULL; }
+  lua_pushcfunction(L, open_worker);
+  lua_pushlightuserdata(L, (void *)c);
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+    snprintf(err, errlen, "cannot open a worker state: %s",
+             lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "error");
+    lua_close(L);
+    return NULL;
+  }
+  return L;
+}

@@ -1,0 +1,16 @@
+/* Creating a worker's private lua_State. */
+#ifndef FUTURES_WORKERSTATE_H
+#define FUTURES_WORKERSTATE_H
+#include <stdio.h>
+#include "lua.h"
+
+#define WS_NAME_KEY "futures.workername"
+
+typedef struct ws_config {
+  const char *path, *cpath;   /* the creator's package.path / cpath */
+  const char *name;           /* what futures.current_worker() returns */
+} ws_config;
+
+/* A new state, or NULL with a message in err. */
+lua_State *ws_new(const ws_config *c, char *err, size_t errlen);
+#endif

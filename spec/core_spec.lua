@@ -1,0 +1,44 @@
+-- The module's small functions: loading, version, clocks, cpu count.
+local futures = require "futures"
+
+describe("the module", function()
+  it("loads the Lua front and the C core", function()
+    assert.is_table(futures)
+    assert.is_table(require "futures.core")
+    assert.matches("^futures %d+%.%d+%.%d+", futures._VERSION)
+  end)
+
+  it("counts the CPUs", function()
+    local n = futures.cpu_count()
+    assert.equal("integer", math.type(n))
+    assert.is_true(n >= 1)
+  end)
+
+  it("has a monotonic clock with sub-millisecond resolution", function()
+    local a = futures.monotonic()
+    local b = futures.monotonic()
+    assert.equal("float", math.type(a))
+    assert.is_true(b >= a)
+    -- distinct readings well within a millisecond of busy work
+    local c
+    repeat c = futures.monotonic() until c ~= b
+    assert.is_true(c - b < 1e-3)
+  end)
+
+  it("sleeps at least the time asked", function()
+    local t0 = futures.monotonic()
+    futures.sleep(0.02)
+    assert.is_true(futures.monotonic() - t0 >= 0.02)
+    futures.sleep(0)
+    futures.sleep(-1)
+  end)
+
+  it("rejects a sleep that is not a number", function()
+    assert.has_error(function() futures.sleep("x") end)
+    assert.has_error(function() futures.sleep(0/0) end)
+  end)
+
+  it("returns nil for current_worker in the main state", function()
+    assert.is_nil(futures.current_worker())
+  end)
+end)
