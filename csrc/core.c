@@ -8,6 +8,7 @@
 #include "clock.h"
 #include "core.h"
 #include "futures.h"
+#include "owner.h"
 #include "transfer.h"
 
 #define ERRCTOR "futures.errorctor"
@@ -97,7 +98,11 @@ static const luaL_Reg funcs[] = {
 
 FUTURES_API int luaopen_futures_core(lua_State *L) {
   tr_open(L);
+  owner_get(L);   /* first, so it is finalized last: it waits for the executors */
   luaL_newlib(L, funcs);
+  fut_open(L);
+  wait_open(L);
+  tpool_open(L);
   lua_pushliteral(L, CORE_VERSION);
   lua_setfield(L, -2, "_VERSION");
   return 1;

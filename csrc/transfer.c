@@ -402,6 +402,11 @@ static int enc_function(enc *e, int idx) {
     return 1;
   }
   if (enc_ref(e, idx)) return 1;
+  /* A chain of closures recurses like nested tables do. */
+  if (++e->depth > TR_MAXDEPTH) {
+    snprintf(e->err, TR_ERRLEN, " is nested too deeply (more than %d levels)", TR_MAXDEPTH);
+    return 0;
+  }
   lua_Integer fref = e->nrefs;
   int bi = msg_add_blob(e->m, code_blob(L, idx));
   if (bi < 0) luaL_error(L, "not enough memory");
@@ -436,6 +441,7 @@ static int enc_function(enc *e, int idx) {
     }
     lua_pop(L, 1);
   }
+  e->depth--;
   return 1;
 }
 
@@ -777,4 +783,14 @@ int tr_decode(lua_State *L, const tr_msg *m, size_t *pos, int lightuserdata, cha
   lua_remove(L, d.refs);
   *pos = (size_t)(d.p - m->data);
   return (int)n;
+}
+
+/* A message of one string, built without a Lua state (failure reasons). */
+int tr_encode_string(tr_msg *m, const char *s, size_t len) {
+  if (!tr_put_varint(m, 1) || !msg_reserve(m, 1)) return 0;
+  unsigned char tag = T_STR;
+  msg_put(m, &tag, 1);
+  if (!tr_put_varint(m, len) || !msg_reserve(m, len)) return 0;
+  msg_put(m, s, len);
+  return 1;
 }

@@ -29,6 +29,9 @@ int tr_encode(lua_State *L, int first, int n, tr_msg *m, const tr_opts *o,
 int tr_decode(lua_State *L, const tr_msg *m, size_t *pos, int lightuserdata,
               char err[TR_ERRLEN]);
 
+/* Appends a message of one string value, without a Lua state; 0 on OOM. */
+int tr_encode_string(tr_msg *m, const char *s, size_t len);
+
 /* Per-state caches used by the codec (registry tables); opened by core. */
 void tr_open(lua_State *L);
 

@@ -53,4 +53,226 @@ core._set_error_ctor(function(name, message)
   return futures[name]:new(message)
 end)
 
+---------------------------------------------------------------- helpers
+local monotonic = core.monotonic
+local select, type, pairs, ipairs, error = select, type, pairs, ipairs, error
+local unpack = table.unpack
+local Future = core.Future
+local future_mt = getmetatable(Future())
+
+local function is_future(v) return getmetatable(v) == future_mt end
+
+local function arg_error(fname, n, msg)
+  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
+end
+
+-- nil waits forever; a negative timeout counts as 0 (do not wait).
+local function check_timeout(fname, n, t)
+  if t == nil then return nil end
+  if type(t) ~= "number" or t ~= t then
+    arg_error(fname, n, "timeout must be a number or nil, got " .. type(t))
+  end
+  return t < 0 and 0 or t
+end
+
+local function positive_integer(fname, n, what, v)
+  if math.type(v) ~= "integer" or v < 1 then
+    if math.type(v) == "float" and v >= 1 and v == math.floor(v) then return math.tointeger(v) end
+    arg_error(fname, n, ("%s must be a positive integer, got %s"):format(what, tostring(v)))
+  end
+  return v
+end
+
+-- A sequence of futures, or a table whose keys are futures, as a list
+-- without duplicates (in input order for a sequence).
+local function future_list(fname, fs)
+  if type(fs) ~= "table" then arg_error(fname, 1, "table of futures expected, got " .. type(fs)) end
+  local list, seen, n = {}, {}, 0
+  local function add(f)
+    if not is_future(f) then arg_error(fname, 1, "table of futures expected, found a " .. type(f)) end
+    if not seen[f] then seen[f] = true; n = n + 1; list[n] = f end
+  end
+  if rawget(fs, 1) ~= nil then
+    for _, f in ipairs(fs) do add(f) end
+  else
+    for f in pairs(fs) do add(f) end
+  end
+  return list
+end
+
+---------------------------------------------------------------- executors
+local function parse_options(fname, arg, defaults, allowed)
+  local opts = {}
+  if type(arg) == "table" then
+    for k, v in pairs(arg) do
+      if not allowed[k] then arg_error(fname, 1, ("unknown option '%s'"):format(tostring(k))) end
+      opts[k] = v
+    end
+  elseif arg ~= nil then
+    opts.max_workers = arg
+  end
+  if opts.max_workers == nil then opts.max_workers = defaults.max_workers end
+  opts.max_workers = positive_integer(fname, 1, "max_workers", opts.max_workers)
+  if opts.initializer ~= nil and type(opts.initializer) ~= "function"
+     and not (getmetatable(opts.initializer) or {}).__call then
+    arg_error(fname, 1, "initializer must be callable")
+  end
+  if opts.initargs ~= nil and type(opts.initargs) ~= "table" then
+    arg_error(fname, 1, "initargs must be a table")
+  end
+  return opts
+end
+
+function futures.ThreadPoolExecutor(arg)
+  local opts = parse_options("ThreadPoolExecutor", arg,
+    { max_workers = math.min(32, core.cpu_count() + 4) },
+    { max_workers = true, initializer = true, initargs = true, thread_name_prefix = true })
+  if opts.thread_name_prefix ~= nil and type(opts.thread_name_prefix) ~= "string" then
+    arg_error("ThreadPoolExecutor", 1, "thread_name_prefix must be a string")
+  end
+  return core.ThreadPoolExecutor(opts.max_workers, opts.initializer, opts.initargs,
+    opts.thread_name_prefix)
+end
+
+-- An iterable is a sequence table or an iterator function.
+local function iterator_of(fname, n, it)
+  if type(it) == "table" then
+    local i = 0
+    return function() i = i + 1; return it[i] end
+  elseif type(it) == "function" then
+    return it
+  end
+  arg_error(fname, n, "iterable (table or function) expected, got " .. type(it))
+end
+
+local map_options = { timeout = true, chunksize = true, buffersize = true }
+
+-- ex:map(fn, iterable, ... [, opts]) -> for i, ... in ex:map(...) do
+local function map(self, fn, ...)
+  local nit = select("#", ...)
+  local opts = {}
+  local last = nit >= 2 and select(nit, ...)
+  if type(last) == "table" and rawget(last, 1) == nil and next(last) ~= nil
+     and not is_future(last) then
+    for k in pairs(last) do
+      if not map_options[k] then arg_error("map", nit + 1, ("unknown option '%s'"):format(tostring(k))) end
+    end
+    opts, nit = last, nit - 1
+  end
+  if nit == 0 then arg_error("map", 2, "iterable expected") end
+  local timeout = check_timeout("map", nit + 2, opts.timeout)
+  local buffersize = opts.buffersize and positive_integer("map", nit + 2, "buffersize", opts.buffersize)
+  local chunksize = opts.chunksize and positive_integer("map", nit + 2, "chunksize", opts.chunksize) or 1
+  local iters = {}
+  for k = 1, nit do iters[k] = iterator_of("map", k + 1, (select(k, ...))) end
+  local deadline = timeout and monotonic() + timeout
+  local submit = self.submit
+  local batch = self._map_batch   -- processes: several calls in one message
+  if chunksize < 2 or not batch then batch = nil end
+
+  -- Calls are numbered 1..; futs[i] holds the future of call i, or for a
+  -- chunk, {future, first, last}.  Chunks keep their calls' order.
+  local futs, nsub, exhausted = {}, 0, false
+  local function next_args()
+    local args = {}
+    for k = 1, nit do
+      local v = iters[k]()
+      if v == nil then exhausted = true; return nil end
+      args[k] = v
+    end
+    return args
+  end
+  local function submit_more()
+    if exhausted then return end
+    if batch then
+      local calls = {}
+      for j = 1, chunksize do
+        local a = next_args()
+        if not a then break end
+        calls[j] = a
+      end
+      if #calls == 0 then return end
+      local f = batch(self, fn, calls, nit)
+      local first = nsub + 1
+      nsub = nsub + #calls
+      local chunk = { f, first }
+      for j = first, nsub do futs[j] = chunk end
+    else
+      local a = next_args()
+      if not a then return end
+      nsub = nsub + 1
+      futs[nsub] = submit(self, fn, unpack(a, 1, nit))
+    end
+  end
+  if buffersize then
+    while nsub < buffersize and not exhausted do submit_more() end
+  else
+    while not exhausted do submit_more() end
+  end
+
+  local i = 0
+  local function iter()
+    i = i + 1
+    if i > nsub then submit_more() end
+    local entry = futs[i]
+    if entry == nil then return nil end
+    futs[i] = nil
+    if buffersize then
+      while nsub - i < buffersize and not exhausted do submit_more() end
+    end
+    local left = deadline and math.max(0, deadline - monotonic())
+    if is_future(entry) then
+      return i, entry:result(left)
+    end
+    -- A chunk: its future returns one {ok, n, values...} per call.
+    local res = entry[1]:result(left)
+    local r = res[i - entry[2] + 1]
+    if not r[1] then error(r[3], 0) end
+    return i, unpack(r, 3, r[2] + 2)
+  end
+  local closer = setmetatable({}, { __close = function()
+    for j = i + 1, nsub do
+      local entry = futs[j]
+      if entry then (is_future(entry) and entry or entry[1]):cancel() end
+    end
+  end })
+  return iter, nil, nil, closer
+end
+
+core.ThreadPoolExecutor_methods.map = map
+
+---------------------------------------------------------------- functions
+futures.Future = Future
+futures.poll = core.poll
+futures.FIRST_COMPLETED = core.FIRST_COMPLETED
+futures.FIRST_EXCEPTION = core.FIRST_EXCEPTION
+futures.ALL_COMPLETED = core.ALL_COMPLETED
+
+local return_whens = {
+  [core.FIRST_COMPLETED] = true, [core.FIRST_EXCEPTION] = true, [core.ALL_COMPLETED] = true,
+}
+
+-- futures.wait(fs [, timeout [, return_when]]) -> done, not_done
+function futures.wait(fs, timeout, return_when)
+  local list = future_list("wait", fs)
+  timeout = check_timeout("wait", 2, timeout)
+  return_when = return_when or core.ALL_COMPLETED
+  if not return_whens[return_when] then
+    arg_error("wait", 3, "return_when must be FIRST_COMPLETED, FIRST_EXCEPTION or ALL_COMPLETED")
+  end
+  return core.wait(list, timeout and monotonic() + timeout, return_when)
+end
+
+-- for f in futures.as_completed(fs [, timeout]) do
+function futures.as_completed(fs, timeout)
+  local list = future_list("as_completed", fs)
+  timeout = check_timeout("as_completed", 2, timeout)
+  local deadline = timeout and monotonic() + timeout
+  local w = core.waiter(list)
+  return function()
+    local i = w:next(deadline)
+    return i and list[i]
+  end, nil, nil, w
+end
+
 return futures

@@ -1,0 +1,385 @@
+/* The executor core shared by ThreadPoolExecutor and ProcessPoolExecutor.
+ *
+ * DESIGN
+ * Threads: the state that created the executor (its only user: the Lua
+ * object lives in that state) submits; worker threads (a backend's
+ * worker_main) take futures from the queue.  Workers start lazily in submit,
+ * while none is idle and fewer than max_workers run; a worker never exits
+ * before shutdown or breakage, so an idle one is always reused first.
+ *
+ * Locks: p->mu guards the queue and the counters.  Order: p->mu, then a
+ * future's lock, then an owner's lock.  No Lua code runs under p->mu, and
+ * nothing here blocks while holding it except pthread_cond_wait.
+ *
+ * Wake-ups: submit signals a worker only when one is idle and has not been
+ * signalled already (idle > wakeups), so a burst of submits wakes each idle
+ * worker once instead of once per task.
+ *
+ * Lifetime: the pool is refcounted: the Lua object, each worker thread and
+ * the creating state's owner (which at state close shuts it down and waits,
+ * so queued work runs and no worker outlives the module) hold references.
+ * Shutting down sets p->shutdown; workers drain the queue, then exit; the
+ * last one signals the owner.  Threads are joined by whoever waits.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "lauxlib.h"
+#include "clock.h"
+#include "core.h"
+#include "pool.h"
+#include "transfer.h"
+
+static atomic_int pool_numbers[2];   /* per kind, like Python's counters */
+
+void pool_ref(pool_t *p) { atomic_fetch_add(&p->refs, 1); }
+
+void pool_unref(pool_t *p) {
+  if (atomic_fetch_sub(&p->refs, 1) != 1) return;
+  if (p->be->destroy) p->be->destroy(p);
+  msg_free(&p->init);
+  free(p->broken_msg);
+  free(p->threads);
+  free(p->prefix);
+  free(p->path);
+  free(p->cpath);
+  owner_unref(p->owner);
+  pthread_mutex_destroy(&p->mu);
+  pthread_cond_destroy(&p->work);
+  free(p);
+}
+
+typedef struct pool_box { pool_t *p; } pool_box;
+
+pool_t *pool_check(lua_State *L, int idx) {
+  pool_box *b = lua_touserdata(L, idx);
+  if (!b || !lua_getmetatable(L, idx)) luaL_typeerror(L, idx, "executor");
+  lua_getfield(L, -1, "__futures_executor");
+  int ok = lua_toboolean(L, -1);
+  lua_pop(L, 2);
+  if (!ok) luaL_typeerror(L, idx, "executor");
+  if (!b->p) luaL_error(L, "executor is closed");
+  return b->p;
+}
+
+/* ------------------------------------------------------------ the queue */
+
+fut_t *pool_take(pool_t *p, fut_t **extra, int more, int *nextra) {
+  pthread_mutex_lock(&p->mu);
+  while (!p->head && !p->shutdown) {
+    p->idle++;
+    pthread_cond_wait(&p->work, &p->mu);
+    p->idle--;
+    if (p->wakeups > 0) p->wakeups--;
+  }
+  fut_t *f = p->head;
+  int n = 0;
+  if (f) {
+    p->head = f->next;
+    p->npending--;
+    while (n < more && p->head) {
+      extra[n++] = p->head;
+      p->head = p->head->next;
+      p->npending--;
+    }
+    if (!p->head) p->tail = NULL;
+  }
+  pthread_mutex_unlock(&p->mu);
+  if (nextra) *nextra = n;
+  return f;
+}
+
+/* Takes the whole queue (under the lock); the caller owns the refs. */
+static fut_t *take_all(pool_t *p) {
+  fut_t *f = p->head;
+  p->head = p->tail = NULL;
+  p->npending = 0;
+  return f;
+}
+
+void pool_break(pool_t *p, const char *why) {
+  pthread_mutex_lock(&p->mu);
+  if (!p->broken) {
+    p->broken = 1;
+    p->broken_msg = strdup(why);
+  }
+  p->shutdown = 1;
+  fut_t *f = take_all(p);
+  pthread_cond_broadcast(&p->work);
+  pthread_mutex_unlock(&p->mu);
+  while (f) {
+    fut_t *next = f->next;
+    fut_fail_msg(f, OUT_BROKEN, why);
+    fut_unref(f);
+    f = next;
+  }
+}
+
+void pool_worker_exit(pool_worker *w) {
+  pool_t *p = w->pool;
+  pthread_mutex_lock(&p->mu);
+  p->nworkers--;
+  atomic_fetch_sub(&p->live, 1);
+  pthread_mutex_unlock(&p->mu);
+  owner_signal(p->owner);
+  free(w);
+  pool_unref(p);
+}
+
+int pool_start_worker(pool_t *p) {
+  pool_worker *w = calloc(1, sizeof *w);
+  if (!w) return 0;
+  pool_ref(p);
+  w->pool = p;
+  pthread_mutex_lock(&p->mu);
+  w->number = p->nstarted++;
+  if (p->prefix) snprintf(w->name, sizeof w->name, "%s_%d", p->prefix, w->number);
+  else snprintf(w->name, sizeof w->name, "%s-%d_%d", p->be->kind, p->number, w->number);
+  int ok = 1;
+  if (p->nthreads == p->capthreads) {
+    int cap = p->capthreads ? p->capthreads * 2 : 4;
+    pthread_t *t = realloc(p->threads, (size_t)cap * sizeof *t);
+    if (t) { p->threads = t; p->capthreads = cap; } else ok = 0;
+  }
+  if (ok) {
+    /* Workers block every signal: Ctrl-C reaches the main thread. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    ok = pthread_create(&p->threads[p->nthreads], NULL, p->be->worker_main, w) == 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (ok) p->nthreads++;
+  }
+  if (!ok) {
+    p->nworkers--;
+    atomic_fetch_sub(&p->live, 1);
+  }
+  pthread_mutex_unlock(&p->mu);
+  if (!ok) { free(w); pool_unref(p); }
+  return ok;
+}
+
+/* -------------------------------------------------- executor operations */
+
+static void shutdown_nowait(pool_t *p, int cancel) {
+  pthread_mutex_lock(&p->mu);
+  p->shutdown = 1;
+  fut_t *f = cancel ? take_all(p) : NULL;
+  pthread_cond_broadcast(&p->work);
+  pthread_mutex_unlock(&p->mu);
+  while (f) {
+    fut_t *next = f->next;
+    fut_cancel(f);
+    fut_unref(f);
+    f = next;
+  }
+}
+
+static int finished(void *pool) {
+  return atomic_load(&((pool_t *)pool)->live) == 0;
+}
+
+static void join(pool_t *p) {
+  pthread_mutex_lock(&p->mu);
+  pthread_t *t = p->threads;
+  int n = p->nthreads;
+  p->threads = NULL;
+  p->nthreads = p->capthreads = 0;
+  pthread_mutex_unlock(&p->mu);
+  for (int i = 0; i < n; i++) pthread_join(t[i], NULL);
+  free(t);
+}
+
+static void ops_shutdown(void *pool, int cancel) { shutdown_nowait(pool, cancel); }
+static void ops_join(void *pool) { join(pool); }
+static void ops_unref(void *pool) { pool_unref(pool); }
+static const exec_ops pool_ops = {ops_shutdown, finished, ops_join, ops_unref};
+
+/* ------------------------------------------------------------ Lua side */
+
+static int l_submit(lua_State *L) {
+  pool_t *p = pool_check(L, 1);
+  if (!lua_isfunction(L, 2) && luaL_getmetafield(L, 2, "__call") == LUA_TNIL)
+    return luaL_typeerror(L, 2, "callable");
+  if (p->broken) return core_error(L, p->be->broken_class, p->broken_msg);
+  if (p->shutdown) return core_error(L, "ShutdownError", "cannot schedule new futures after shutdown");
+  int nvals = lua_gettop(L) - 1;
+  fut_box *b = fut_push_new(L);
+  fut_t *f = b->f;
+  f->broken_kind = p->be->broken_kind;
+  char err[TR_ERRLEN];
+  tr_opts o = {p->be->lightuserdata, "argument #%d", 1};
+  if (!tr_encode(L, 2, nvals, &f->msg, &o, err)) {
+    core_push_error(L, "TransferError", err);
+    fut_fail_local(L, -2, b);
+    return 1;
+  }
+  int start = 0;
+  fut_ref(f);
+  f->next = NULL;
+  pthread_mutex_lock(&p->mu);
+  if (p->tail) p->tail->next = f; else p->head = f;
+  p->tail = f;
+  p->npending++;
+  if (p->idle > p->wakeups) {
+    p->wakeups++;
+    pthread_cond_signal(&p->work);
+  } else if (p->nworkers < p->max_workers && p->npending > p->idle) {
+    p->nworkers++;
+    atomic_fetch_add(&p->live, 1);
+    start = 1;
+  }
+  pthread_mutex_unlock(&p->mu);
+  if (start && !pool_start_worker(p) && atomic_load(&p->live) == 0)
+    pool_break(p, "cannot start a worker thread");
+  return 1;
+}
+
+static int all_gone(void *pool) { return finished(pool); }
+
+/* ex:shutdown([wait [, cancel_futures]]) */
+static int l_shutdown(lua_State *L) {
+  pool_t *p = pool_check(L, 1);
+  int wait = lua_isnoneornil(L, 2) ? 1 : lua_toboolean(L, 2);
+  shutdown_nowait(p, lua_toboolean(L, 3));
+  owner_run_callbacks(L);
+  if (wait) {
+    if (owner_block(L, all_gone, p, -1) == OWNER_INTERRUPTED) return owner_raise_interrupt(L);
+    join(p);
+  }
+  return 0;
+}
+
+static int l_close(lua_State *L) {
+  lua_settop(L, 1);
+  lua_pushboolean(L, 1);
+  return l_shutdown(L);
+}
+
+static int l_gc(lua_State *L) {
+  pool_box *b = lua_touserdata(L, 1);
+  if (b->p) {
+    shutdown_nowait(b->p, 0);  /* queued calls still run */
+    pool_unref(b->p);
+    b->p = NULL;
+  }
+  return 0;
+}
+
+static int l_tostring(lua_State *L) {
+  pool_t *p = pool_check(L, 1);
+  pthread_mutex_lock(&p->mu);
+  int max = p->max_workers, n = p->nworkers, pending = p->npending;
+  const char *state = p->broken ? " broken" : p->shutdown ? " shutdown" : "";
+  pthread_mutex_unlock(&p->mu);
+  lua_pushfstring(L, "<%s max_workers=%d workers=%d pending=%d%s>", p->be->kind, max, n, pending, state);
+  return 1;
+}
+
+/* ex:_stats() -> workers, idle, pending (for specs and tostring-like use) */
+static int l_stats(lua_State *L) {
+  pool_t *p = pool_check(L, 1);
+  pthread_mutex_lock(&p->mu);
+  lua_pushinteger(L, p->nworkers);
+  lua_pushinteger(L, p->idle);
+  lua_pushinteger(L, p->npending);
+  lua_pushinteger(L, p->nstarted);
+  pthread_mutex_unlock(&p->mu);
+  return 4;
+}
+
+static char *dup_package_field(lua_State *L, const char *field) {
+  char *s = NULL;
+  if (lua_getglobal(L, "package") == LUA_TTABLE) {
+    if (lua_getfield(L, -1, field) == LUA_TSTRING) s = strdup(lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return s;
+}
+
+static const luaL_Reg methods[] = {
+  {"submit", l_submit},
+  {"shutdown", l_shutdown},
+  {"_stats", l_stats},
+  {NULL, NULL}
+};
+
+void pool_open(lua_State *L, const pool_backend *be) {
+  if (luaL_newmetatable(L, be->kind)) {
+    luaL_newlib(L, methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, l_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, l_close);
+    lua_setfield(L, -2, "__close");
+    lua_pushcfunction(L, l_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "__futures_executor");
+  }
+  /* The Lua front adds map and friends to the method table. */
+  lua_getfield(L, -1, "__index");
+  lua_pushfstring(L, "%s_methods", be->kind);
+  lua_insert(L, -2);
+  lua_settable(L, -4);
+  lua_pop(L, 1);
+}
+
+pool_t *pool_push_new(lua_State *L, const pool_backend *be) {
+  lua_Integer max = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, max >= 1 && max <= 100000, 1, "max_workers must be a positive integer");
+  int has_init = !lua_isnoneornil(L, 2);
+  if (has_init && !lua_isfunction(L, 2) && luaL_getmetafield(L, 2, "__call") == LUA_TNIL)
+    luaL_typeerror(L, 2, "callable");
+  if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
+  const char *prefix = luaL_optstring(L, 4, NULL);
+  lua_Integer max_tasks = luaL_optinteger(L, 5, 0);
+  luaL_argcheck(L, max_tasks >= 0, 5, "max_tasks_per_child must be a positive integer");
+  owner_t *o = owner_get(L);
+
+  pool_box *b = lua_newuserdatauv(L, sizeof *b, 0);
+  b->p = NULL;
+  luaL_setmetatable(L, be->kind);
+  int box = lua_gettop(L);
+
+  pool_t *p = calloc(1, sizeof *p);
+  if (!p) luaL_error(L, "not enough memory");
+  atomic_init(&p->refs, 1);
+  atomic_init(&p->live, 0);
+  p->be = be;
+  pthread_mutex_init(&p->mu, NULL);
+  pthread_cond_init(&p->work, NULL);
+  p->max_workers = (int)max;
+  p->max_tasks = (int)max_tasks;
+  p->number = atomic_fetch_add(&pool_numbers[be->broken_kind], 1);
+  p->owner = o;
+  owner_ref(o);
+  msg_init(&p->init);
+  b->p = p;   /* from here on, __gc frees it */
+  p->prefix = prefix ? strdup(prefix) : NULL;
+  p->path = dup_package_field(L, "path");
+  p->cpath = dup_package_field(L, "cpath");
+  if (has_init) {
+    /* The initializer and its arguments travel like a task's call. */
+    int top = lua_gettop(L);
+    lua_pushvalue(L, 2);
+    int n = 1;
+    if (lua_istable(L, 3)) {
+      lua_Integer len = luaL_len(L, 3);
+      luaL_checkstack(L, (int)len, "too many initargs");
+      for (lua_Integer i = 1; i <= len; i++) lua_geti(L, 3, i);
+      n += (int)len;
+    }
+    char err[TR_ERRLEN];
+    tr_opts opts = {be->lightuserdata, "initargs[%d]", 1};
+    if (!tr_encode(L, top + 1, n, &p->init, &opts, err)) core_error(L, "TransferError", err);
+    lua_settop(L, top);
+    p->has_init = 1;
+  }
+  pool_ref(p);
+  owner_add_exec(L, p, &pool_ops);
+  lua_settop(L, box);
+  return p;
+}

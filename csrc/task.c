@@ -1,0 +1,100 @@
+/* Running one call inside a worker's Lua state: decode the function and
+ * its arguments, call it under a message handler that keeps the original
+ * error value and records a traceback, encode what came out.  Everything
+ * happens inside lua_pcall, so a memory error or a value that cannot cross
+ * becomes the future's failure, never a crash or a lost result. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "lauxlib.h"
+#include "future.h"
+#include "task.h"
+#include "transfer.h"
+
+#define TBKEY "futures.lasttraceback"
+
+typedef struct run_ctx {
+  const tr_msg *call;
+  tr_msg *out;
+  int outcome;
+  int lightuserdata;
+} run_ctx;
+
+static int msgh(lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  if (!msg) {
+    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+      msg = lua_tostring(L, -1);
+    else
+      msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  }
+  luaL_traceback(L, L, msg, 1);
+  lua_setfield(L, LUA_REGISTRYINDEX, TBKEY);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static void out_text(run_ctx *c, int outcome, const char *text) {
+  msg_free(c->out);
+  tr_encode_string(c->out, text, strlen(text));
+  c->outcome = outcome;
+}
+
+static int run_protected(lua_State *L) {
+  run_ctx *c = lua_touserdata(L, 1);
+  char err[TR_ERRLEN];
+  size_t pos = 0;
+  lua_pushcfunction(L, msgh);   /* 2 */
+  int n = tr_decode(L, c->call, &pos, c->lightuserdata, err);
+  if (n < 1) { out_text(c, OUT_TRANSFER, n < 0 ? err : "empty call"); return 0; }
+  if (lua_pcall(L, n - 1, LUA_MULTRET, 2) == LUA_OK) {
+    tr_opts o = {c->lightuserdata, "result #%d", 0};
+    if (tr_encode(L, 3, lua_gettop(L) - 2, c->out, &o, err)) c->outcome = OUT_VALUES;
+    else out_text(c, OUT_TRANSFER, err);
+  } else {
+    tr_opts o = {c->lightuserdata, "the error value", 0};
+    if (tr_encode(L, 3, 1, c->out, &o, err)) c->outcome = OUT_ERROR;
+    else out_text(c, OUT_TRANSFER, err);
+  }
+  return 0;
+}
+
+int task_run(lua_State *L, const tr_msg *call, tr_msg *out, char **traceback, int lightuserdata) {
+  int top = lua_gettop(L);
+  run_ctx c = {call, out, OUT_TRANSFER, lightuserdata};
+  *traceback = NULL;
+  lua_pushcfunction(L, run_protected);
+  lua_pushlightuserdata(L, &c);
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+    const char *e = lua_tostring(L, -1);
+    out_text(&c, OUT_TRANSFER, e ? e : "error while passing values");
+  }
+  if (c.outcome == OUT_ERROR && lua_getfield(L, LUA_REGISTRYINDEX, TBKEY) == LUA_TSTRING) {
+    *traceback = strdup(lua_tostring(L, -1));
+  }
+  lua_pushnil(L);
+  lua_setfield(L, LUA_REGISTRYINDEX, TBKEY);
+  lua_settop(L, top);
+  return c.outcome;
+}
+
+int task_init(lua_State *L, const tr_msg *call, char *err, size_t errlen, int lightuserdata) {
+  tr_msg out;
+  char *tb;
+  msg_init(&out);
+  int outcome = task_run(L, call, &out, &tb, lightuserdata);
+  if (outcome != OUT_VALUES) {
+    /* The reason, as text: the traceback's first line, or the transfer error. */
+    size_t pos = 0;
+    char derr[TR_ERRLEN];
+    const char *why = tb;
+    if (!why && tr_decode(L, &out, &pos, 0, derr) == 1) why = lua_tostring(L, -1);
+    if (!why) why = "(no message)";
+    size_t len = strcspn(why, "\n");   /* the message, not the traceback */
+    snprintf(err, errlen, "the initializer failed: %.*s", (int)len, why);
+    lua_settop(L, 0);
+  }
+  free(tb);
+  msg_free(&out);
+  return outcome == OUT_VALUES;
+}

@@ -1,0 +1,16 @@
+/* Running one call inside a worker's Lua state. */
+#ifndef FUTURES_TASK_H
+#define FUTURES_TASK_H
+#include "lua.h"
+#include "msg.h"
+
+/* Decodes the call in `call` (function, then arguments), runs it in L and
+ * encodes the outcome into `out` (empty on entry).  Returns the outcome
+ * kind (OUT_VALUES, OUT_ERROR or OUT_TRANSFER, see future.h); with
+ * OUT_ERROR, *traceback is a malloc'd traceback string or NULL.  Never
+ * raises; leaves L's stack as it found it. */
+int task_run(lua_State *L, const tr_msg *call, tr_msg *out, char **traceback, int lightuserdata);
+
+/* Runs an initializer call the same way; returns 1 or 0 with a message. */
+int task_init(lua_State *L, const tr_msg *call, char *err, size_t errlen, int lightuserdata);
+#endif
