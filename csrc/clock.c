@@ -1,4 +1,4 @@
-/* Monotonic time.  All condition variables in the library are created with
+/* Monotonic time, and the mutexes that the waits on it use.  All condition variables in the library are created with
  * CLOCK_MONOTONIC, so these timespecs are absolute deadlines on that clock. */
 #include <errno.h>
 #include <math.h>
@@ -28,4 +28,12 @@ void clk_sleep(double seconds) {
   struct timespec until = clk_deadline(seconds);
   while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL) == EINTR)
     ;
+}
+
+void clk_mutex_init(pthread_mutex_t *mu) {
+  pthread_mutexattr_t a;
+  pthread_mutexattr_init(&a);
+  pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ADAPTIVE_NP);
+  pthread_mutex_init(mu, &a);
+  pthread_mutexattr_destroy(&a);
 }

@@ -28,7 +28,8 @@
 #include "wait.h"
 
 #define NSTRIPES 64
-static pthread_mutex_t stripes[NSTRIPES] = {[0 ... NSTRIPES - 1] = PTHREAD_MUTEX_INITIALIZER};
+/* Adaptive: the critical sections are a few instructions long. */
+static pthread_mutex_t stripes[NSTRIPES] = {[0 ... NSTRIPES - 1] = PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP};
 #define CBFUTS "futures.cbfuts"   /* lightuserdata(fut) -> Future, while callbacks are due */
 
 static pthread_mutex_t *stripe(fut_t *f) { return &stripes[((uintptr_t)f >> 6) % NSTRIPES]; }
@@ -130,6 +131,7 @@ fut_t *fut_check(lua_State *L, int idx) {
 fut_box *fut_push_new(lua_State *L) {
   fut_box *b = lua_newuserdatauv(L, sizeof *b, 2);  /* 1: outcome, 2: callbacks */
   b->f = NULL;
+  b->single = 0;
   luaL_setmetatable(L, FUTURE_MT);
   if (!(b->f = fut_new())) luaL_error(L, "not enough memory");
   return b;
@@ -139,6 +141,18 @@ fut_box *fut_push_new(lua_State *L) {
  * tb = traceback}: decoded once, then the bytes are freed. */
 static void push_outcome(lua_State *L, int idx, fut_t *f) {
   idx = lua_absindex(L, idx);
+  fut_box *b = lua_touserdata(L, idx);
+  if (b->single) {   /* one returned value, kept as is: make it a table */
+    lua_createtable(L, 1, 1);
+    lua_getiuservalue(L, idx, 1);
+    lua_rawseti(L, -2, 1);
+    lua_pushinteger(L, 1);
+    lua_setfield(L, -2, "n");
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, idx, 1);
+    b->single = 0;
+    return;
+  }
   if (lua_getiuservalue(L, idx, 1) == LUA_TTABLE) return;
   lua_pop(L, 1);
   char err[TR_ERRLEN];
@@ -212,9 +226,36 @@ static fut_t *await(lua_State *L) {
   return f;
 }
 
+/* Fast path: a call that returned one value and holds no outcome table
+ * yet keeps that value itself as its user value (no table allocated). */
+static int single_result(lua_State *L, fut_box *b) {
+  fut_t *f = b->f;
+  if (b->single) { lua_getiuservalue(L, 1, 1); return 1; }
+  if (f->outcome != OUT_VALUES || f->traceback || lua_getiuservalue(L, 1, 1) != LUA_TNIL) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  lua_pop(L, 1);
+  char err[TR_ERRLEN];
+  size_t pos = 0;
+  int top = lua_gettop(L);
+  int n = tr_decode(L, &f->msg, &pos, 1, err);
+  if (n == 1) {
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, 1, 1);
+    b->single = 1;
+    msg_free(&f->msg);
+    return 1;
+  }
+  lua_settop(L, top);
+  return 0;
+}
+
 static int l_result(lua_State *L) {
   fut_t *f = await(L);
   lua_settop(L, 1);
+  fut_box *b = lua_touserdata(L, 1);
+  if (atomic_load(&f->state) == F_FINISHED && single_result(L, b)) return 1;
   push_outcome(L, 1, f);
   lua_getfield(L, 2, "n");
   int n = (int)lua_tointeger(L, -1);

@@ -61,7 +61,10 @@ void fut_fail_msg(fut_t *f, int outcome, const char *text);
 
 /* The Lua side. */
 #define FUTURE_MT "futures.Future"
-typedef struct fut_box { fut_t *f; } fut_box;
+typedef struct fut_box {
+  fut_t *f;
+  int single;   /* user value 1 is the one returned value, not a table */
+} fut_box;
 fut_box *fut_push_new(lua_State *L);   /* a new Lua Future (raises on OOM) */
 fut_t *fut_check(lua_State *L, int idx);
 /* Stores the outcome values (at the stack top, n of them) in the Lua object

@@ -101,7 +101,7 @@ static owner_box *owner_box_get(lua_State *L) {
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
   pthread_cond_init(&o->cond, &ca);
   pthread_condattr_destroy(&ca);
-  pthread_mutex_init(&o->mu, NULL);
+  clk_mutex_init(&o->mu);
   atomic_init(&o->refs, 1);
   b->o = o;
   lua_setfield(L, LUA_REGISTRYINDEX, OWNER_KEY);

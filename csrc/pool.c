@@ -349,7 +349,7 @@ pool_t *pool_push_new(lua_State *L, const pool_backend *be) {
   atomic_init(&p->refs, 1);
   atomic_init(&p->live, 0);
   p->be = be;
-  pthread_mutex_init(&p->mu, NULL);
+  clk_mutex_init(&p->mu);
   pthread_cond_init(&p->work, NULL);
   p->max_workers = (int)max;
   p->max_tasks = (int)max_tasks;
