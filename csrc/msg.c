@@ -1,4 +1,5 @@
 /* Message buffers and shared code blobs. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include "msg.h"
@@ -39,9 +40,9 @@ void msg_free(tr_msg *m) {
 
 int msg_reserve(tr_msg *m, size_t extra) {
   if (m->cap - m->len >= extra) return 1;
-  size_t cap = m->cap * 2;
+  if (extra > SIZE_MAX - m->len) return 0;  /* overflow */
+  size_t cap = m->cap <= SIZE_MAX / 2 ? m->cap * 2 : SIZE_MAX;
   if (cap < m->len + extra) cap = m->len + extra;
-  if (cap < m->len) return 0;  /* overflow */
   unsigned char *d;
   if (m->data == m->inl) {
     d = malloc(cap);

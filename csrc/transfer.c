@@ -163,10 +163,11 @@ static int is_identifier(const char *s, size_t len) {
   return 1;
 }
 
-/* Prepends "[3]", ".conn" or "[<table>]" for the key at stack index k. */
-static void prepend_key(enc *e, int k) {
+/* Prepends "[3]", ".conn" or "[<table>]" for the key at stack index k;
+ * as_key: the key itself failed, "(key [<table>])". */
+static void prepend_key(enc *e, int k, int as_key) {
   lua_State *L = e->L;
-  char buf[96];
+  char buf[96], keybuf[104];
   size_t len;
   const char *s;
   switch (lua_type(L, k)) {
@@ -185,7 +186,12 @@ static void prepend_key(enc *e, int k) {
     default:
       snprintf(buf, sizeof buf, "[<%s>]", luaL_typename(L, k));
   }
-  prepend(e, buf);
+  if (as_key) {
+    snprintf(keybuf, sizeof keybuf, "(key %s)", buf[0] == '.' ? buf + 1 : buf);
+    prepend(e, keybuf);
+  } else {
+    prepend(e, buf);
+  }
 }
 
 static int enc_value(enc *e, int idx);
@@ -301,11 +307,15 @@ static int enc_table(enc *e, int idx) {
   static const unsigned char pad[5] = {0x80, 0x80, 0x80, 0x80, 0};
   size_t countpos = e->m->len;
   put(e, pad, 5);
+  int top = lua_gettop(L);
   for (lua_Integer i = 1; i <= n; i++) {
     lua_rawgeti(L, idx, i);
-    if (!enc_value(e, lua_gettop(L))) {
+    if (!enc_value(e, top + 1)) {
+      /* A failure leaves what it pushed: drop it before pushing, or the
+       * unwinding of a deep value would outgrow the checked stack. */
+      lua_settop(L, top);
       lua_pushinteger(L, i);
-      prepend_key(e, -1);
+      prepend_key(e, -1, 0);
       return 0;
     }
     lua_pop(L, 1);
@@ -317,9 +327,9 @@ static int enc_table(enc *e, int idx) {
       lua_Integer k = lua_tointeger(L, -2);
       if (k >= 1 && k <= n) { lua_pop(L, 1); continue; }
     }
-    int top = lua_gettop(L);
-    if (!enc_value(e, top - 1)) { prepend(e, " as a key"); prepend_key(e, top - 1); return 0; }
-    if (!enc_value(e, top)) { prepend_key(e, top - 1); return 0; }
+    top = lua_gettop(L);
+    if (!enc_value(e, top - 1)) { lua_settop(L, top); prepend_key(e, top - 1, 1); return 0; }
+    if (!enc_value(e, top)) { lua_settop(L, top); prepend_key(e, top - 1, 0); return 0; }
     pairs++;
     lua_pop(L, 1);
   }
@@ -509,7 +519,7 @@ int tr_encode(lua_State *L, int first, int n, tr_msg *m, const tr_opts *o, char 
       int num = k + 1 - (o->first_is_function ? 1 : 0);
       if (o->first_is_function && k == 0) snprintf(label, sizeof label, "function");
       else snprintf(label, sizeof label, o->label ? o->label : "value #%d", num);
-      if (err[0] == '.') memmove(err, err + 1, strlen(err));
+      if (err[0] == '.' && err[1] != '.') memmove(err, err + 1, strlen(err));
       e.room = TR_ERRLEN - 1;  /* the label always shows */
       if (err[0] != ' ') prepend(&e, ": ");
       prepend(&e, label);
@@ -528,9 +538,11 @@ typedef struct dec {
   const tr_msg *m;
   const unsigned char *p, *end;
   int refs;   /* stack index: ref number -> value */
-  int nrefs;
+  int mts;    /* stack index: table, metatable, table, metatable, ... */
+  int nrefs, nmts;
   int depth;
   int lightuserdata;
+  size_t slots;  /* table slots the message can still honestly hold */
   char *err;
 } dec;
 
@@ -550,6 +562,9 @@ static void add_ref(dec *d) {
   lua_rawseti(d->L, d->refs, ++d->nrefs);
 }
 
+/* Names in a message are not NUL-terminated: printed with "%.*s". */
+static int shown(size_t len) { return len > 60 ? 60 : (int)len; }
+
 /* Pushes package.loaded[name], requiring it if needed. */
 static int push_module(dec *d, const char *name, size_t len) {
   lua_State *L = d->L;
@@ -560,7 +575,7 @@ static int push_module(dec *d, const char *name, size_t len) {
   lua_getglobal(L, "require");
   lua_pushlstring(L, name, len);
   if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-    snprintf(d->err, TR_ERRLEN, "cannot load module '%.60s' here: %.150s", name,
+    snprintf(d->err, TR_ERRLEN, "cannot load module '%.*s' here: %.150s", shown(len), name,
              lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "error");
     lua_pop(L, 1);
     return 0;
@@ -586,8 +601,13 @@ static int dec_table(dec *d) {
   if (++d->depth > TR_MAXDEPTH) return bad(d, "nested too deeply");
   if (!lua_checkstack(L, 6)) return bad(d, "nested too deeply");
   if (!getv(d, &narr) || !getv(d, &nhash)) return 0;
-  if (narr > left(d) || nhash > left(d) / 2) return bad(d, "table larger than the message");
-  lua_createtable(L, (int)narr, (int)nhash);
+  /* Every array slot takes at least a byte of the message and every pair
+   * two, nested tables included, so the slots of all the tables of an
+   * honest message add up to no more than its length: lying counts cannot
+   * make nested tables preallocate more than that. */
+  if (narr > d->slots || nhash > (d->slots - narr) / 2) return bad(d, "table larger than the message");
+  d->slots -= narr + 2 * nhash;
+  lua_createtable(L, narr > (1 << 24) ? (1 << 24) : (int)narr, nhash > (1 << 24) ? (1 << 24) : (int)nhash);
   add_ref(d);
   int t = lua_gettop(L);
   for (uint64_t i = 1; i <= narr; i++) {
@@ -602,9 +622,18 @@ static int dec_table(dec *d) {
     lua_rawset(L, t);
   }
   if (!dec_value(d)) return 0;
-  if (lua_istable(L, -1)) lua_setmetatable(L, t);
-  else if (lua_isnil(L, -1)) lua_pop(L, 1);
-  else return bad(d, "metatable is not a table");
+  if (lua_istable(L, -1)) {
+    /* Set once the whole message is in: the metatable may still be filling
+     * (a class that holds its instances), and a __gc added after
+     * setmetatable would not count. */
+    lua_pushvalue(L, t);
+    lua_rawseti(L, d->mts, ++d->nmts);
+    lua_rawseti(L, d->mts, ++d->nmts);
+  } else if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+  } else {
+    return bad(d, "metatable is not a table");
+  }
   d->depth--;
   return 1;
 }
@@ -653,6 +682,7 @@ static int dec_function(dec *d) {
   if (!getv(d, &bi) || !getv(d, &nups)) return 0;
   if (bi >= (uint64_t)d->m->nblobs) return bad(d, "function code index out of range");
   if (nups > 255 || nups > left(d)) return bad(d, "bad upvalue count");
+  if (++d->depth > TR_MAXDEPTH) return bad(d, "nested too deeply");
   int only_env = 1;
   for (uint64_t i = 0; i < nups; i++)
     if (d->p[i] != U_ENV) { only_env = 0; break; }
@@ -671,6 +701,7 @@ static int dec_function(dec *d) {
         lua_setupvalue(L, f, i);
       }
     }
+    d->depth--;
     return 1;
   }
   for (int i = 1; i <= (int)nups; i++) {
@@ -696,6 +727,7 @@ static int dec_function(dec *d) {
       lua_setupvalue(L, f, i);
     }
   }
+  d->depth--;
   return 1;
 }
 
@@ -746,7 +778,8 @@ static int dec_value(dec *d) {
         lua_remove(L, -2);
       }
       if (!lua_iscfunction(L, -1)) {
-        snprintf(d->err, TR_ERRLEN, "function %.60s.%.60s is not loaded here", s, field);
+        snprintf(d->err, TR_ERRLEN, "function %.*s.%.*s is not loaded here",
+                 shown(len), s, shown(flen), field);
         return 0;
       }
       return 1;
@@ -768,18 +801,30 @@ static int dec_value(dec *d) {
 }
 
 int tr_decode(lua_State *L, const tr_msg *m, size_t *pos, int lightuserdata, char err[TR_ERRLEN]) {
-  dec d = {L, m, m->data + *pos, m->data + m->len, 0, 0, 0, lightuserdata, err};
+  dec d = {L, m, m->data, m->data + m->len, 0, 0, 0, 0, 0, lightuserdata, 0, err};
   uint64_t n;
   err[0] = '\0';
+  if (*pos > m->len) return bad(&d, "truncated"), -1;
+  d.p += *pos;
+  d.slots = left(&d);
   if (!lua_checkstack(L, 8)) return bad(&d, "stack overflow"), -1;
   if (!getv(&d, &n)) return -1;
   if (n > left(&d) || n > 1000000) return bad(&d, "too many values"), -1;
   if (!lua_checkstack(L, (int)n + 8)) return bad(&d, "too many values"), -1;
   lua_newtable(L);
   d.refs = lua_gettop(L);
+  lua_newtable(L);
+  d.mts = lua_gettop(L);
   for (uint64_t i = 0; i < n; i++) {
     if (!dec_value(&d)) { lua_settop(L, d.refs - 1); return -1; }
   }
+  for (int i = 1; i < d.nmts; i += 2) {
+    lua_rawgeti(L, d.mts, i);
+    lua_rawgeti(L, d.mts, i + 1);
+    lua_setmetatable(L, -2);
+    lua_pop(L, 1);
+  }
+  lua_remove(L, d.mts);
   lua_remove(L, d.refs);
   *pos = (size_t)(d.p - m->data);
   return (int)n;

@@ -1,0 +1,461 @@
+-- What crosses between states (API.md): every rule, through the engine's
+-- test hook.  core._roundtrip(...) copies its arguments into a fresh
+-- lua_State and back (two encodes, two decodes) and returns the copies.
+local futures = require "futures"
+local core = require "futures.core"
+local rt = core._roundtrip
+
+-- The error a failing round trip raises, checked to be a TransferError.
+local function transfer_error(...)
+  local ok, e = pcall(rt, ...)
+  assert.is_false(ok, "the round trip should have failed")
+  assert.is_true(futures.TransferError:is(e), "not a TransferError: " .. tostring(e))
+  assert.equal("string", type(e.message))
+  assert.equal("futures.TransferError: " .. e.message, tostring(e))
+  return e.message
+end
+
+local function contains(haystack, needle)
+  assert(haystack:find(needle, 1, true), ("%q does not contain %q"):format(haystack, needle))
+end
+
+describe("transfer", function()
+
+  describe("plain values", function()
+    it("copies nil and booleans, and keeps the count of values", function()
+      assert.same({ n = 0 }, table.pack(rt()))
+      local t = table.pack(rt(nil, true, false, nil))
+      assert.equal(4, t.n)
+      assert.is_nil(t[1]); assert.is_true(t[2]); assert.is_false(t[3]); assert.is_nil(t[4])
+    end)
+
+    it("keeps the integer and float subtypes", function()
+      local vals = { 0, 1, -1, 3, 0.0, 1.0, -1.0, 3.5, 2^53, 2^63, 1e308, 5e-324,
+                     math.maxinteger, math.mininteger, math.maxinteger - 1, math.mininteger + 1,
+                     127, 128, -64, -65, 1 << 62, -(1 << 62) }
+      local got = table.pack(rt(table.unpack(vals)))
+      assert.equal(#vals, got.n)
+      for i, v in ipairs(vals) do
+        assert.equal(math.type(v), math.type(got[i]), "value #" .. i)
+        assert.is_true(v == got[i], "value #" .. i .. ": " .. tostring(v))
+      end
+      assert.equal(math.maxinteger, (rt(math.maxinteger)))
+      assert.equal(math.mininteger, (rt(math.mininteger)))
+      assert.equal("integer", math.type((rt(math.mininteger))))
+    end)
+
+    it("copies NaN, infinities and negative zero", function()
+      local nan, inf, ninf, nz = rt(0/0, math.huge, -math.huge, -0.0)
+      assert.is_true(nan ~= nan)
+      assert.equal("float", math.type(nan))
+      assert.equal(math.huge, inf)
+      assert.equal(-math.huge, ninf)
+      assert.equal("float", math.type(nz))
+      assert.equal(0.0, nz)
+      assert.equal(-math.huge, 1 / nz)
+      assert.equal(math.huge, 1 / (rt(0.0)))
+    end)
+
+    it("copies strings of any bytes", function()
+      local bytes = {}
+      for i = 0, 255 do bytes[#bytes + 1] = string.char(i) end
+      local all = table.concat(bytes)
+      local a, b, c, d, e = rt(all, "", "a\0b", "\0", all:reverse())
+      assert.equal(all, a)
+      assert.equal(256, #a)
+      assert.equal("", b)
+      assert.equal("a\0b", c)
+      assert.equal(3, #c)
+      assert.equal("\0", d)
+      assert.equal(all:reverse(), e)
+    end)
+
+    it("copies a 16 MiB string", function()
+      local s = string.rep("\0\1\2\255 futures ...", 1 << 20):sub(1, 16 * 1024 * 1024)
+      assert.equal(16 * 1024 * 1024, #s)
+      local c = rt(s)
+      assert.equal(#s, #c)
+      assert.is_true(s == c)
+    end)
+
+    it("copies light userdata (the hook allows what threads allow)", function()
+      local lud = debug.upvalueid(function() return rt end, 1)
+      assert.equal("userdata", type(lud))
+      local c = rt(lud)
+      assert.equal(lud, c)
+      assert.same({ lud }, rt({ lud }))
+    end)
+  end)
+
+  describe("tables", function()
+    it("copies nested tables", function()
+      local t = { 1, 2.5, "three", { 4, { 5, { six = 6 } } }, x = { y = { z = true } },
+                  [0] = "zero", [-1] = "minus", [1.5] = "float key", [true] = false }
+      local c = rt(t)
+      assert.are_not.equal(t, c)
+      assert.same(t, c)
+      assert.equal("float", math.type(c[2]))
+      assert.equal("float key", c[1.5])
+    end)
+
+    it("keeps arrays with holes", function()
+      local t = { 1, nil, 3, nil, 5, [10] = 10 }
+      local c = rt(t)
+      for i = 1, 10 do assert.equal(t[i], c[i]) end
+    end)
+
+    it("keeps shared references as one table", function()
+      local shared = { "shared" }
+      local t = { a = shared, b = shared, list = { shared, shared } }
+      local c = rt(t)
+      assert.equal(c.a, c.b)
+      assert.equal(c.a, c.list[1])
+      assert.equal(c.a, c.list[2])
+      assert.are_not.equal(shared, c.a)
+      -- and across the arguments of one call
+      local x, y = rt(shared, { shared })
+      assert.equal(x, y[1])
+    end)
+
+    it("keeps cycles", function()
+      local t = { name = "root" }
+      t.self = t
+      t.child = { parent = t }
+      t.child.child = t.child
+      local c = rt(t)
+      assert.equal(c, c.self)
+      assert.equal(c, c.child.parent)
+      assert.equal(c.child, c.child.child)
+      assert.equal("root", c.name)
+    end)
+
+    it("copies tables used as keys", function()
+      local k1, k2 = { "k1" }, { "k2" }
+      local t = { [k1] = "one", [k2] = k1, [{ "lonely" }] = 3 }
+      t[t] = t
+      local c = rt(t)
+      local n, found = 0, {}
+      for k, v in pairs(c) do
+        n = n + 1
+        assert.equal("table", type(k))
+        if k == c then assert.equal(c, v)
+        else found[k[1]] = { k = k, v = v } end
+      end
+      assert.equal(4, n)
+      assert.equal("one", found.k1.v)
+      assert.equal(found.k1.k, found.k2.v)
+      assert.equal(3, found.lonely.v)
+    end)
+
+    it("copies a metatable with its table, one copy for many objects", function()
+      local Point = {}
+      Point.__index = Point
+      function Point.new(x, y) return setmetatable({ x = x, y = y }, Point) end
+      function Point:norm2() return self.x * self.x + self.y * self.y end
+      Point.__add = function(a, b) return Point.new(a.x + b.x, a.y + b.y) end
+      local pts = {}
+      for i = 1, 50 do pts[i] = Point.new(i, -i) end
+      local c = rt(pts)
+      local mt = getmetatable(c[1])
+      assert.are_not.equal(Point, mt)
+      for i = 1, 50 do
+        assert.equal(mt, getmetatable(c[i]))
+        assert.equal(2 * i * i, c[i]:norm2())
+      end
+      local s = c[1] + c[2]
+      assert.equal(mt, getmetatable(s))
+      assert.equal(3, s.x)
+    end)
+
+    it("keeps __index functions and other metamethods working", function()
+      local calls = 0
+      local proxy = setmetatable({}, {
+        __index = function(_, k) calls = calls + 1; return k .. "!" end,
+        __len = function() return 42 end,
+        __tostring = function() return "proxy" end,
+      })
+      local c = rt(proxy)
+      assert.equal("hi!", c.hi)
+      assert.equal(42, #c)
+      assert.equal("proxy", tostring(c))
+      assert.equal(0, calls)
+    end)
+
+    it("sets a metatable only once it is complete (a __gc still counts)", function()
+      -- The instances sit in their class's array part, which travels before
+      -- its __gc field: a metatable set too early would not mark them.
+      local Class = {}
+      Class.__index = Class
+      for i = 1, 5 do Class[i] = setmetatable({ i = i }, Class) end
+      Class.__gc = function() _G.transfer_spec_gc = (_G.transfer_spec_gc or 0) + 1 end
+      local c = rt(Class)
+      Class.__gc = nil
+      assert.equal(c, getmetatable(c[1]))
+      collectgarbage(); collectgarbage()
+      _G.transfer_spec_gc = 0
+      c = nil
+      collectgarbage(); collectgarbage()
+      local n = _G.transfer_spec_gc
+      _G.transfer_spec_gc = nil
+      assert.equal(5, n)
+    end)
+
+    it("copies a table with 100,000 hash keys", function()
+      local t = {}
+      for i = 1, 100000 do t["k" .. i] = i end
+      local c = rt(t)
+      local n = 0
+      for k, v in pairs(c) do n = n + 1; assert(t[k] == v) end
+      assert.equal(100000, n)
+    end)
+
+    it("copies 10,000 arguments", function()
+      local args = {}
+      for i = 1, 10000 do args[i] = (i % 3 == 0) and { i } or i end
+      local got = table.pack(rt(table.unpack(args, 1, 10000)))
+      assert.equal(10000, got.n)
+      for i = 1, 10000 do
+        if i % 3 == 0 then assert.equal(i, got[i][1]) else assert.equal(i, got[i]) end
+      end
+    end)
+
+    it("copies 1000 levels of nesting", function()
+      local t = {}
+      local cur = t
+      for i = 1, 1000 do cur.next = { depth = i }; cur = cur.next end
+      local c = rt(t)
+      local d = 0
+      while c.next do c = c.next; d = d + 1 end
+      assert.equal(1000, d)
+      assert.equal(1000, c.depth)
+    end)
+
+    it("refuses 100,000 levels of nesting with a clear error", function()
+      local t = {}
+      local cur = t
+      for _ = 1, 100000 do cur[1] = {}; cur = cur[1] end
+      local msg = transfer_error(t)
+      contains(msg, "argument #1: ...[1][1]")
+      contains(msg, "[1] is nested too deeply")
+      -- through keys and metatables as well
+      local k = {}
+      for _ = 1, 100000 do k = { [k] = true } end
+      contains(transfer_error(k), "nested too deeply")
+      local m = {}
+      for _ = 1, 100000 do m = setmetatable({}, m) end
+      contains(transfer_error(m), "nested too deeply")
+    end)
+
+    it("refuses 100,000 nested closures with a clear error", function()
+      local f = function() return 0 end
+      for _ = 1, 100000 do
+        local g = f
+        f = function() return g() + 1 end
+      end
+      contains(transfer_error(f), "nested too deeply")
+    end)
+  end)
+
+  describe("functions", function()
+    it("copies a Lua function with its upvalues", function()
+      local base, names = 10, { "a", "b" }
+      local function f(x) return base + x, names[2] end
+      local c = rt(f)
+      assert.are_not.equal(f, c)
+      local r1, r2 = c(5)
+      assert.equal(15, r1)
+      assert.equal("b", r2)
+    end)
+
+    it("copies upvalues: changing the copy's upvalue leaves the original alone", function()
+      local n, t = 0, { count = 0 }
+      local function bump() n = n + 1; t.count = t.count + 1; return n end
+      local c = rt(bump)
+      assert.equal(1, c())
+      assert.equal(2, c())
+      assert.equal(0, n)
+      assert.equal(0, t.count)
+      assert.equal(1, bump())
+    end)
+
+    it("copies recursive local functions", function()
+      local function fact(n) if n <= 1 then return 1 end return n * fact(n - 1) end
+      local c = rt(fact)
+      assert.equal(3628800, c(10))
+      local _, up = debug.getupvalue(c, 1)
+      assert.equal(c, up)
+    end)
+
+    it("keeps closures that share an upvalue sharing it", function()
+      local function counter()
+        local n = 0
+        return function() n = n + 1; return n end, function() return n end
+      end
+      local inc, get = counter()
+      local t = rt({ inc = inc, get = get })
+      assert.equal(0, t.get())
+      t.inc(); t.inc()
+      assert.equal(2, t.get())
+      assert.equal(0, get())
+      -- also when they travel as separate arguments of one call
+      local inc2, get2 = rt(inc, get)
+      inc2()
+      assert.equal(1, get2())
+      -- and when the shared value is reached through the other closure
+      local shared = {}
+      local a = function() return shared end
+      shared.b = function() shared = "changed" end
+      local ca = rt(a)
+      assert.equal("table", type(ca()))
+      ca().b()
+      assert.equal("changed", ca())
+      assert.equal("table", type(shared))
+    end)
+
+    it("sends the same function many times as one copy per call", function()
+      local function f(x) return x * 2 end
+      local c1, c2 = rt(f, f)
+      assert.equal(c1, c2)
+      for _ = 1, 100 do assert.equal(4, rt(f)(2)) end
+    end)
+
+    it("binds _ENV to the receiver's globals", function()
+      -- a custom environment does not travel: the copy sees our globals
+      local env = { secret = "custom" }
+      local f = load("return secret", "=f", "t", env)
+      assert.equal("custom", f())
+      _G.transfer_spec_secret = nil
+      local c = rt(f)
+      assert.is_nil(c())
+      local _, e = debug.getupvalue(c, 1)
+      assert.equal(_G, e)
+      -- also when _ENV is a local of the enclosing code
+      local g
+      do
+        local _ENV = { tostring = tostring, x = 1 }
+        g = function() return tostring(x) end
+      end
+      local cg = rt(g)
+      _G.x = nil
+      assert.equal("nil", cg())
+    end)
+
+    it("binds _ENV in the receiving state (a global set only here is nil there)", function()
+      -- The copy held by the private state runs there as a finalizer, when
+      -- that state closes, and reports what it sees through a file.
+      local path = os.tmpname()
+      _G.transfer_spec_only_here = "caller's"
+      local probe = function()
+        local fh = io.open(path, "w")
+        fh:write(tostring(transfer_spec_only_here))
+        fh:close()
+      end
+      local copy = rt(setmetatable({}, { __gc = probe }))
+      local fh = io.open(path, "r")
+      local seen = fh and fh:read("a")
+      if fh then fh:close() end
+      os.remove(path)
+      _G.transfer_spec_only_here = nil
+      getmetatable(copy).__gc = nil
+      assert.equal("nil", seen)
+    end)
+
+    it("sends C functions by name", function()
+      local sqrt, fmt, pr, ins = rt(math.sqrt, string.format, print, table.insert)
+      assert.equal(math.sqrt, sqrt)
+      assert.equal(string.format, fmt)
+      assert.equal(print, pr)
+      assert.equal(table.insert, ins)
+      assert.same({ f = math.floor }, rt({ f = math.floor }))
+      local function uses() return math.sqrt(16) end
+      assert.equal(4.0, rt(uses)())
+      -- a C function of a loaded C module
+      assert.equal(core.monotonic, (rt(core.monotonic)))
+    end)
+
+    it("sends loaded modules by name", function()
+      local s, m, f, g = rt(string, math, futures, _G)
+      assert.equal(string, s)
+      assert.equal(math, m)
+      assert.equal(futures, f)
+      assert.equal(_G, g)
+      assert.equal(futures, rt({ futures })[1])
+      -- a module held in an upvalue
+      local fut = require "futures"
+      local function ver() return fut._VERSION, fut end
+      local c = rt(ver)
+      local v, mod = c()
+      assert.equal(futures._VERSION, v)
+      assert.equal(futures, mod)
+    end)
+  end)
+
+  describe("values that cannot cross", function()
+    it("name the path of a userdata", function()
+      contains(transfer_error(1, { 1, 2, { conn = io.stdout } }),
+               "argument #2: [3].conn is a userdata (FILE*)")
+      contains(transfer_error(io.stderr), "argument #1 is a userdata (FILE*)")
+      contains(transfer_error({ a = { ["not an id"] = { io.stdout } } }),
+               'argument #1: a["not an id"][1] is a userdata (FILE*)')
+    end)
+
+    it("refuse coroutines", function()
+      contains(transfer_error(nil, coroutine.create(print)), "argument #2 is a coroutine")
+      contains(transfer_error({ co = coroutine.running() }), "argument #1: co is a coroutine")
+    end)
+
+    it("refuse C functions with no name", function()
+      local iter = string.gmatch("a", "a")
+      local msg = transfer_error({ next = iter })
+      contains(msg, "argument #1: next is a C function")
+      contains(msg, "package.loaded")
+    end)
+
+    it("name the upvalue that holds a userdata", function()
+      local conn = io.stdout
+      local function send() return conn end
+      local msg = transfer_error(send)
+      contains(msg, "argument #1")
+      contains(msg, "upvalue conn")
+      contains(msg, "userdata (FILE*)")
+      msg = transfer_error(7, { cb = send })
+      contains(msg, "argument #2: cb")
+      contains(msg, "upvalue conn")
+    end)
+
+    it("name a userdata in a metatable", function()
+      local msg = transfer_error(setmetatable({}, { __index = { out = io.stdout } }))
+      contains(msg, "argument #1")
+      contains(msg, "metatable")
+      contains(msg, "__index.out is a userdata (FILE*)")
+    end)
+
+    it("name a userdata used as a key", function()
+      local msg = transfer_error({ [io.stdout] = true })
+      contains(msg, "argument #1")
+      contains(msg, "key")
+      contains(msg, "userdata (FILE*)")
+      msg = transfer_error({ [{ f = io.stdout }] = true })
+      contains(msg, "key")
+      contains(msg, "f is a userdata (FILE*)")
+    end)
+
+    it("keep a long path readable", function()
+      local t = {}
+      local cur = t
+      for i = 1, 300 do cur.field_with_a_long_name = {}; cur = cur.field_with_a_long_name end
+      cur.bad = io.stdout
+      local msg = transfer_error(t)
+      contains(msg, "argument #1: ")
+      contains(msg, "...")
+      contains(msg, ".bad is a userdata (FILE*)")
+      assert.is_true(#msg < 300)
+    end)
+
+    it("leave the caller's state usable", function()
+      local top = select("#", pcall(rt, io.stdout))
+      assert.equal(2, top)
+      assert.equal(3, select("#", rt(1, 2, 3)))
+    end)
+  end)
+end)
