@@ -116,7 +116,7 @@ typedef struct enc {
   const tr_opts *o;
   int seen;   /* stack index: value -> ref number; upvalue id -> fref*256+n */
   int names;  /* stack index of the name map (nil until first needed) */
-  int names_ready;
+  int names_ready;  /* 1: looked up, 2: rebuilt during this encode */
   int nrefs;
   int depth;
   char *err;
@@ -216,15 +216,16 @@ static int enc_ref(enc *e, int idx) {
 }
 
 /* The reverse map of package.loaded: module table -> name, C function ->
- * {module, field}.  Rebuilt when package.loaded changes size. */
-static void names_push(lua_State *L) {
+ * {module, field}.  Rebuilt when package.loaded changes size, or when
+ * forced (a C function it does not know may have been added since). */
+static void names_push(lua_State *L, int force) {
   lua_Integer count = 0;
   lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
   int loaded = lua_gettop(L);
   lua_pushnil(L);
   while (lua_next(L, loaded)) { count++; lua_pop(L, 1); }
   lua_getfield(L, LUA_REGISTRYINDEX, NAMESCOUNT);
-  int fresh = lua_tointeger(L, -1) == count;
+  int fresh = !force && lua_tointeger(L, -1) == count;
   lua_pop(L, 1);
   if (fresh && lua_getfield(L, LUA_REGISTRYINDEX, NAMES) == LUA_TTABLE) {
     lua_remove(L, loaded);
@@ -275,10 +276,21 @@ static void names_push(lua_State *L) {
 /* Pushes the name-map entry for the value at idx (nil if none). */
 static int name_of(enc *e, int idx) {
   if (!e->names_ready) {
-    names_push(e->L);
+    names_push(e->L, 0);
     lua_replace(e->L, e->names);
     e->names_ready = 1;
   }
+  lua_pushvalue(e->L, idx);
+  return lua_rawget(e->L, e->names);
+}
+
+/* A C function's name, rebuilding a map that may be stale once. */
+static int cfunction_name(enc *e, int idx) {
+  if (name_of(e, idx) == LUA_TTABLE || e->names_ready == 2) return lua_type(e->L, -1);
+  lua_pop(e->L, 1);
+  names_push(e->L, 1);
+  lua_replace(e->L, e->names);
+  e->names_ready = 2;
   lua_pushvalue(e->L, idx);
   return lua_rawget(e->L, e->names);
 }
@@ -398,7 +410,7 @@ static tr_blob *code_blob(lua_State *L, int idx) {
 static int enc_function(enc *e, int idx) {
   lua_State *L = e->L;
   if (lua_iscfunction(L, idx)) {
-    if (name_of(e, idx) != LUA_TTABLE)
+    if (cfunction_name(e, idx) != LUA_TTABLE)
       return fail(e, " is a C function that is not in package.loaded%s", "");
     size_t len;
     put1(e, T_CFUNC);

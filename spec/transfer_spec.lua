@@ -373,6 +373,15 @@ describe("transfer", function()
       assert.equal(core.monotonic, (rt(core.monotonic)))
     end)
 
+    it("finds a C function that came into package.loaded after an earlier call", function()
+      local saved = package.loaded.utf8
+      package.loaded.utf8 = {}   -- same number of modules, other contents
+      local ok, e = pcall(rt, {})
+      package.loaded.utf8 = saved
+      assert(ok, e)
+      assert.equal(utf8.char, (rt(utf8.char)))
+    end)
+
     it("sends loaded modules by name", function()
       local s, m, f, g = rt(string, math, futures, _G)
       assert.equal(string, s)
