@@ -23,7 +23,7 @@ BUSTED    = $(LUA) /usr/bin/busted
 TESTENV   = LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' LUA_CPATH='$(B)/?.so;;'
 
 .PHONY: all deps demo test install uninstall bench sanitize tsan valgrind fuzz clean help
-all: $(CORE) $(STATICLIB)
+all: $(CORE) $(WORKER) $(STATICLIB)
 
 $(B)/obj/%.o: csrc/%.c csrc/*.h
 	@mkdir -p $(dir $@)

@@ -103,6 +103,7 @@ FUTURES_API int luaopen_futures_core(lua_State *L) {
   fut_open(L);
   wait_open(L);
   tpool_open(L);
+  ppool_open(L);
   lua_pushliteral(L, CORE_VERSION);
   lua_setfield(L, -2, "_VERSION");
   return 1;

@@ -65,9 +65,9 @@ pool_t *pool_check(lua_State *L, int idx) {
 
 /* ------------------------------------------------------------ the queue */
 
-fut_t *pool_take(pool_t *p, fut_t **extra, int more, int *nextra) {
+fut_t *pool_take(pool_t *p, int wait, fut_t **extra, int more, int *nextra) {
   pthread_mutex_lock(&p->mu);
-  while (!p->head && !p->shutdown) {
+  while (wait && !p->head && !p->shutdown) {
     p->idle++;
     pthread_cond_wait(&p->work, &p->mu);
     p->idle--;
@@ -78,6 +78,9 @@ fut_t *pool_take(pool_t *p, fut_t **extra, int more, int *nextra) {
   if (f) {
     p->head = f->next;
     p->npending--;
+    /* Extras only up to a fair share, so other workers are not starved. */
+    int fair = p->npending / (p->nworkers > 0 ? p->nworkers : 1);
+    if (more > fair) more = fair;
     while (n < more && p->head) {
       extra[n++] = p->head;
       p->head = p->head->next;

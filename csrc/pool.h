@@ -63,10 +63,11 @@ void pool_open(lua_State *L, const pool_backend *be);
 pool_t *pool_push_new(lua_State *L, const pool_backend *be);
 
 /* Takes the next pending future (the queue's reference passes to the
- * caller), waiting for one; NULL when the pool is shut down and drained or
- * broken.  `more` > 0 takes up to that many extra without waiting, into
- * extra[] (for process pipelines); *nextra says how many. */
-fut_t *pool_take(pool_t *p, fut_t **extra, int more, int *nextra);
+ * caller), waiting for one if `wait`; NULL when there is none and the pool
+ * is shut down (or broken), or at once if !wait.  `more` > 0 also takes up
+ * to that many more (at most a fair share of the queue) into extra[] (for
+ * process pipelines); *nextra says how many. */
+fut_t *pool_take(pool_t *p, int wait, fut_t **extra, int more, int *nextra);
 
 /* Marks the pool broken: pending futures fail with the backend's Broken
  * error, later submits raise it. */

@@ -41,7 +41,7 @@ static void *worker_main(void *arg) {
     pool_break(p, err);
   } else {
     fut_t *f;
-    while ((f = pool_take(p, NULL, 0, NULL))) {
+    while ((f = pool_take(p, 1, NULL, 0, NULL))) {
       if (fut_set_running(f)) run_one(L, f);
       fut_unref(f);
     }

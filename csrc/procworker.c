@@ -1,0 +1,206 @@
+/* The body of a process worker (futures_worker_main): a fresh program, so
+ * no thread, lock, descriptor or Lua state of the parent is inherited.
+ *
+ * It reads frames (wire.h) from descriptor 3 and writes results to
+ * descriptor 4, one task at a time, in order.  Its stdout and stderr are
+ * the parent's; it ignores SIGINT (Ctrl-C is for the parent's wait) and dies
+ * with its parent.  It exits 0 when the parent closes the task pipe or after
+ * max_tasks_per_child tasks, non-zero on a malformed frame or a failed
+ * initializer (after telling the parent why).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+#include "lauxlib.h"
+#include "futures.h"
+#include "future.h"
+#include "task.h"
+#include "transfer.h"
+#include "wire.h"
+#include "workerstate.h"
+
+#define IN_FD 3
+#define OUT_FD 4
+
+/* Code blobs the parent defined, by the parent's id. */
+typedef struct defs { uint64_t *ids; tr_blob **blobs; size_t n, cap; } defs;
+
+static tr_blob *def_find(defs *d, uint64_t id) {
+  for (size_t i = d->n; i-- > 0;)
+    if (d->ids[i] == id) return d->blobs[i];
+  return NULL;
+}
+
+static int def_add(defs *d, uint64_t id, const unsigned char *code, size_t len) {
+  if (d->n == d->cap) {
+    size_t cap = d->cap ? d->cap * 2 : 16;
+    uint64_t *ids = realloc(d->ids, cap * sizeof *ids);
+    if (!ids) return 0;
+    d->ids = ids;
+    tr_blob **blobs = realloc(d->blobs, cap * sizeof *blobs);
+    if (!blobs) return 0;
+    d->blobs = blobs;
+    d->cap = cap;
+  }
+  tr_blob *b = tr_blob_new((const char *)code, len);
+  if (!b) return 0;
+  d->ids[d->n] = id;
+  d->blobs[d->n++] = b;
+  return 1;
+}
+
+static void defs_free(defs *d) {
+  for (size_t i = 0; i < d->n; i++) tr_blob_unref(d->blobs[i]);
+  free(d->ids);
+  free(d->blobs);
+}
+
+/* Reads one whole frame into buf; 0 at end of input, -1 on error. */
+static int read_frame(tr_msg *buf, int *type, wire_rd *r) {
+  buf->len = 0;
+  size_t need = 4, whole = 0;
+  for (;;) {
+    const unsigned char *payload;
+    size_t plen;
+    if (buf->len >= 4) {
+      int rc = wire_frame(buf->data, buf->len, type, &payload, &plen, &whole);
+      if (rc < 0) return -1;
+      if (rc > 0) { r->p = payload; r->end = payload + plen; return 1; }
+      need = ((size_t)buf->data[0] | (size_t)buf->data[1] << 8 | (size_t)buf->data[2] << 16 |
+              (size_t)buf->data[3] << 24) + 4;
+    }
+    size_t want = need - buf->len;
+    if (want > (1 << 20)) want = 1 << 20;   /* grow as bytes arrive, not on trust */
+    if (!msg_reserve(buf, want)) return -1;
+    ssize_t got = read(IN_FD, buf->data + buf->len, want);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) return got == 0 && buf->len == 0 ? 0 : -1;
+    buf->len += (size_t)got;
+  }
+}
+
+static int write_all(const unsigned char *p, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(OUT_FD, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return 0;
+    p += w;
+    n -= (size_t)w;
+  }
+  return 1;
+}
+
+/* A message whose blobs are named by the parent's ids. */
+static int read_by_id(wire_rd *r, defs *d, tr_msg *m) {
+  uint64_t nb;
+  if (!wire_varint(r, &nb) || nb > (uint64_t)(r->end - r->p)) return 0;
+  for (uint64_t i = 0; i < nb; i++) {
+    uint64_t id;
+    tr_blob *b;
+    if (!wire_varint(r, &id) || !(b = def_find(d, id)) || msg_add_blob(m, b) < 0) return 0;
+  }
+  size_t rest = (size_t)(r->end - r->p);
+  if (!msg_reserve(m, rest)) return 0;
+  msg_put(m, r->p, rest);
+  return 1;
+}
+
+static int send_failed(const char *why) {
+  tr_msg out;
+  msg_init(&out);
+  size_t s = wire_begin(&out, W_FAILED);
+  int ok = s != (size_t)-1 && wire_bytes(&out, why, strlen(why));
+  if (ok) { wire_end(&out, s); ok = write_all(out.data, out.len); }
+  msg_free(&out);
+  return ok;
+}
+
+static int run_task(lua_State *L, wire_rd *r, defs *d, tr_msg *out) {
+  uint64_t taskid;
+  tr_msg call, res;
+  char *tb;
+  if (!wire_varint(r, &taskid)) return 0;
+  msg_init(&call);
+  msg_init(&res);
+  int ok = read_by_id(r, d, &call);
+  if (ok) {
+    unsigned char outcome = (unsigned char)task_run(L, &call, &res, &tb, 0);
+    out->len = 0;
+    size_t s = wire_begin(out, W_RESULT);
+    ok = s != (size_t)-1 && tr_put_varint(out, taskid) && wire_bytes(out, &outcome, 1) &&
+         wire_str(out, tb ? tb : "", tb ? strlen(tb) : 0) && wire_msg_inline(out, &res);
+    free(tb);
+    if (ok) { wire_end(out, s); ok = write_all(out->data, out->len); }
+  }
+  msg_free(&call);
+  msg_free(&res);
+  return ok;
+}
+
+FUTURES_API int futures_worker_main(int argc, char **argv, void (*init)(lua_State *worker)) {
+  (void)argc;
+  (void)argv;
+  signal(SIGINT, SIG_IGN);
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() == 1) return 1;
+  closefrom(OUT_FD + 1);               /* nothing but our pipes and stdio */
+  setvbuf(stdout, NULL, _IOLBF, 0);    /* a task's print shows up at once */
+
+  tr_msg buf, out;
+  defs d = {0};
+  wire_rd r;
+  int type, status = 2;
+  msg_init(&buf);
+  msg_init(&out);
+  lua_State *L = NULL;
+  char err[256];
+  long max_tasks = 0, done = 0;
+
+  if (read_frame(&buf, &type, &r) != 1 || type != W_HELLO) goto out;
+  {
+    const unsigned char *s[3];
+    size_t n[3];
+    uint64_t mt;
+    for (int i = 0; i < 3; i++)
+      if (!wire_getstr(&r, &s[i], &n[i])) goto out;
+    if (!wire_varint(&r, &mt)) goto out;
+    max_tasks = (long)mt;
+    char *str[3];
+    for (int i = 0; i < 3; i++) str[i] = n[i] ? strndup((const char *)s[i], n[i]) : NULL;
+    ws_config cfg = {str[1], str[2], str[0] ? str[0] : "ProcessPoolExecutor"};
+    L = ws_new(&cfg, err, sizeof err);
+    for (int i = 0; i < 3; i++) free(str[i]);
+    if (!L) { send_failed(err); goto out; }
+    if (init) init(L);
+  }
+  for (;;) {
+    int rc = read_frame(&buf, &type, &r);
+    if (rc == 0) { status = 0; break; }
+    if (rc < 0) break;
+    if (type == W_DEF) {
+      uint64_t id;
+      if (!wire_varint(&r, &id) || !def_add(&d, id, r.p, (size_t)(r.end - r.p))) break;
+    } else if (type == W_INIT) {
+      tr_msg call;
+      msg_init(&call);
+      int ok = read_by_id(&r, &d, &call) && task_init(L, &call, err, sizeof err, 0);
+      msg_free(&call);
+      if (!ok) { send_failed(err); status = 3; break; }
+    } else if (type == W_TASK) {
+      if (!run_task(L, &r, &d, &out)) break;
+      if (max_tasks > 0 && ++done >= max_tasks) { status = 0; break; }
+    } else {
+      break;
+    }
+  }
+out:
+  if (L) lua_close(L);
+  defs_free(&d);
+  msg_free(&buf);
+  msg_free(&out);
+  return status;
+}

@@ -1,0 +1,86 @@
+/* Frames on the process-pool pipes; see wire.h for the layout. */
+#include <string.h>
+#include "transfer.h"
+#include "wire.h"
+
+size_t wire_begin(tr_msg *b, int type) {
+  size_t start = b->len;
+  static const unsigned char head[5] = {0, 0, 0, 0, 0};
+  if (!msg_reserve(b, 5)) return (size_t)-1;
+  msg_put(b, head, 5);
+  b->data[start + 4] = (unsigned char)type;
+  return start;
+}
+
+void wire_end(tr_msg *b, size_t start) {
+  size_t n = b->len - start - 4;
+  for (int i = 0; i < 4; i++) b->data[start + i] = (unsigned char)(n >> (8 * i));
+}
+
+int wire_bytes(tr_msg *b, const void *p, size_t n) {
+  if (!msg_reserve(b, n)) return 0;
+  msg_put(b, p, n);
+  return 1;
+}
+
+int wire_str(tr_msg *b, const void *p, size_t n) {
+  return tr_put_varint(b, n) && wire_bytes(b, p, n);
+}
+
+int wire_frame(const unsigned char *buf, size_t len, int *type,
+               const unsigned char **payload, size_t *plen, size_t *whole) {
+  if (len < 4) return 0;
+  size_t n = (size_t)buf[0] | (size_t)buf[1] << 8 | (size_t)buf[2] << 16 | (size_t)buf[3] << 24;
+  if (n < 1 || n > WIRE_MAXFRAME) return -1;
+  if (len - 4 < n) return 0;
+  *type = buf[4];
+  *payload = buf + 5;
+  *plen = n - 1;
+  *whole = n + 4;
+  return 1;
+}
+
+int wire_varint(wire_rd *r, uint64_t *v) { return tr_get_varint(&r->p, r->end, v); }
+
+int wire_getstr(wire_rd *r, const unsigned char **s, size_t *len) {
+  uint64_t n;
+  if (!wire_varint(r, &n) || n > (uint64_t)(r->end - r->p)) return 0;
+  *s = r->p;
+  *len = (size_t)n;
+  r->p += n;
+  return 1;
+}
+
+int wire_msg_by_id(tr_msg *b, const tr_msg *m) {
+  if (!tr_put_varint(b, (uint64_t)m->nblobs)) return 0;
+  for (int i = 0; i < m->nblobs; i++)
+    if (!tr_put_varint(b, m->blobs[i]->id)) return 0;
+  return wire_bytes(b, m->data, m->len);
+}
+
+int wire_msg_inline(tr_msg *b, const tr_msg *m) {
+  if (!tr_put_varint(b, (uint64_t)m->nblobs)) return 0;
+  for (int i = 0; i < m->nblobs; i++)
+    if (!wire_str(b, m->blobs[i]->code, m->blobs[i]->len)) return 0;
+  return wire_bytes(b, m->data, m->len);
+}
+
+int wire_read_inline(wire_rd *r, tr_msg *m) {
+  uint64_t nb;
+  if (!wire_varint(r, &nb) || nb > (uint64_t)(r->end - r->p)) return 0;
+  for (uint64_t i = 0; i < nb; i++) {
+    const unsigned char *code;
+    size_t len;
+    if (!wire_getstr(r, &code, &len)) return 0;
+    tr_blob *blob = tr_blob_new((const char *)code, len);
+    if (!blob) return 0;
+    int ok = msg_add_blob(m, blob) >= 0;
+    tr_blob_unref(blob);
+    if (!ok) return 0;
+  }
+  size_t rest = (size_t)(r->end - r->p);
+  if (!msg_reserve(m, rest)) return 0;
+  msg_put(m, r->p, rest);
+  r->p = r->end;
+  return 1;
+}

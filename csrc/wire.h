@@ -1,0 +1,47 @@
+/* Frames on the pipes between a process pool and its workers.
+ *
+ * A frame is a 4-byte little-endian length (of what follows), a type byte
+ * and a payload.  Parent to worker:
+ *   HELLO  name, path, cpath (each varint length + bytes)
+ *   DEF    wire id (varint), bytecode (rest)   a code blob, sent once per worker
+ *   INIT   nblobs, wire ids..., message (rest) the initializer call
+ *   TASK   task id, nblobs, wire ids..., message (rest)
+ * Worker to parent:
+ *   RESULT task id, outcome byte, traceback (varint length + bytes),
+ *          nblobs, (length + bytecode)..., message (rest)
+ *   FAILED why (rest)                           the initializer failed
+ * Messages are transfer.c encodings; their code blobs travel by id one way
+ * (the parent sends each blob to a worker once) and inline the other.
+ */
+#ifndef FUTURES_WIRE_H
+#define FUTURES_WIRE_H
+#include <stddef.h>
+#include <stdint.h>
+#include "msg.h"
+
+enum { W_HELLO = 'H', W_DEF = 'D', W_INIT = 'I', W_TASK = 'T', W_RESULT = 'R', W_FAILED = 'F' };
+#define WIRE_MAXFRAME ((size_t)1 << 31)
+
+/* Building: wire_begin returns the frame's start, wire_end patches its length. */
+size_t wire_begin(tr_msg *b, int type);
+void wire_end(tr_msg *b, size_t start);
+int wire_bytes(tr_msg *b, const void *p, size_t n);       /* 0 on OOM */
+int wire_str(tr_msg *b, const void *p, size_t n);         /* varint length + bytes */
+
+/* Parsing: a complete frame at buf?  1 yes (type, payload, whole length),
+ * 0 needs more bytes, -1 malformed. */
+int wire_frame(const unsigned char *buf, size_t len, int *type,
+               const unsigned char **payload, size_t *plen, size_t *whole);
+
+/* A cursor over a payload; every read is bounds-checked. */
+typedef struct wire_rd { const unsigned char *p, *end; } wire_rd;
+int wire_varint(wire_rd *r, uint64_t *v);
+int wire_getstr(wire_rd *r, const unsigned char **s, size_t *len);
+
+/* Appends a message with its blobs by wire id: nblobs, ids, bytes. */
+int wire_msg_by_id(tr_msg *b, const tr_msg *m);
+/* Appends a message with its blobs inline: nblobs, (len, code)..., bytes. */
+int wire_msg_inline(tr_msg *b, const tr_msg *m);
+/* Reads a message with inline blobs (new local blobs) from the rest of r. */
+int wire_read_inline(wire_rd *r, tr_msg *m);
+#endif
