@@ -275,4 +275,36 @@ function futures.as_completed(fs, timeout)
   end, nil, nil, w
 end
 
+---------------------------------------------------------------- processes
+function futures.ProcessPoolExecutor(arg)
+  local opts = parse_options("ProcessPoolExecutor", arg,
+    { max_workers = core.cpu_count() },
+    { max_workers = true, initializer = true, initargs = true,
+      max_tasks_per_child = true, worker = true })
+  local mt = opts.max_tasks_per_child
+  if mt ~= nil then mt = positive_integer("ProcessPoolExecutor", 1, "max_tasks_per_child", mt) end
+  if opts.worker ~= nil and type(opts.worker) ~= "string" then
+    arg_error("ProcessPoolExecutor", 1, "worker must be the path of a worker program")
+  end
+  return core.ProcessPoolExecutor(opts.max_workers, opts.initializer, opts.initargs,
+    nil, mt, opts.worker)
+end
+
+-- Runs a chunk of map calls in one task: one {ok, n, values...} per call,
+-- so that an error surfaces at its own call's turn.
+local function run_chunk(fn, calls, nargs)
+  local pack, out = table.pack, {}
+  for j = 1, #calls do
+    local r = pack(pcall(fn, unpack(calls[j], 1, nargs)))
+    out[j] = { r[1], r.n - 1, unpack(r, 2, r.n) }
+  end
+  return out
+end
+
+local process_methods = core.ProcessPoolExecutor_methods
+process_methods.map = map
+function process_methods._map_batch(self, fn, calls, nargs)
+  return self:submit(run_chunk, fn, calls, nargs)
+end
+
 return futures
