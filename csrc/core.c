@@ -54,6 +54,11 @@ static int l_sleep(lua_State *L) {
   return 0;
 }
 
+static int l_getpid(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)getpid());
+  return 1;
+}
+
 static int l_current_worker(lua_State *L) {
   lua_getfield(L, LUA_REGISTRYINDEX, WS_NAME_KEY);
   return 1;
@@ -91,6 +96,7 @@ static const luaL_Reg funcs[] = {
   {"monotonic", l_monotonic},
   {"sleep", l_sleep},
   {"current_worker", l_current_worker},
+  {"getpid", l_getpid},
   {"_set_error_ctor", l_set_error_ctor},
   {"_roundtrip", l_roundtrip},
   {NULL, NULL}
