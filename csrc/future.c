@@ -158,7 +158,7 @@ static void push_outcome(lua_State *L, int idx, fut_t *f) {
   char err[TR_ERRLEN];
   size_t pos = 0;
   int base = lua_gettop(L);
-  int n = tr_decode(L, &f->msg, &pos, 1, err);
+  int n = tr_decode(L, &f->msg, &pos, !f->broken_kind, err);
   int outcome = f->outcome;
   if (n < 0 || (outcome != OUT_VALUES && n != 1)) {
     lua_settop(L, base);
@@ -239,7 +239,7 @@ static int single_result(lua_State *L, fut_box *b) {
   char err[TR_ERRLEN];
   size_t pos = 0;
   int top = lua_gettop(L);
-  int n = tr_decode(L, &f->msg, &pos, 1, err);
+  int n = tr_decode(L, &f->msg, &pos, !f->broken_kind, err);
   if (n == 1) {
     lua_pushvalue(L, -1);
     lua_setiuservalue(L, 1, 1);
