@@ -9,6 +9,7 @@ local futures = {
   monotonic = core.monotonic,
   sleep = core.sleep,
   current_worker = core.current_worker,
+  getpid = core.getpid,   -- not in Python's module: os.getpid has no Lua twin
 }
 
 ---------------------------------------------------------------- errors
