@@ -231,11 +231,10 @@ static fut_t *await(lua_State *L) {
 static int single_result(lua_State *L, fut_box *b) {
   fut_t *f = b->f;
   if (b->single) { lua_getiuservalue(L, 1, 1); return 1; }
-  if (f->outcome != OUT_VALUES || f->traceback || lua_getiuservalue(L, 1, 1) != LUA_TNIL) {
-    lua_pop(L, 1);
-    return 0;
-  }
+  if (f->outcome != OUT_VALUES || f->traceback) return 0;
+  int stored = lua_getiuservalue(L, 1, 1) != LUA_TNIL;   /* an outcome table */
   lua_pop(L, 1);
+  if (stored) return 0;
   char err[TR_ERRLEN];
   size_t pos = 0;
   int top = lua_gettop(L);

@@ -21,7 +21,12 @@ typedef struct run_ctx {
 } run_ctx;
 
 static int msgh(lua_State *L) {
-  const char *msg = lua_tostring(L, 1);
+  /* Never lua_tostring on slot 1: it would turn a number error into a
+   * string in place, and the error value must cross unchanged. */
+  const char *msg = NULL;
+  int t = lua_type(L, 1);
+  if (t == LUA_TSTRING) msg = lua_tostring(L, 1);
+  else if (t == LUA_TNUMBER) msg = luaL_tolstring(L, 1, NULL);
   if (!msg) {
     if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
       msg = lua_tostring(L, -1);

@@ -1,0 +1,112 @@
+-- Shared helpers for the specs: waiting on events (never on time), a
+-- cross-thread latch, captured errors, and child interpreters.
+local futures = require "futures"
+
+local helpers = {}
+
+-- Generous: only a broken implementation ever waits this long.
+helpers.LONG = 10
+
+-- Polls pred() until it is true; fails the spec after `timeout` seconds.
+function helpers.wait_until(pred, timeout, what)
+  local deadline = futures.monotonic() + (timeout or helpers.LONG)
+  while not pred() do
+    if futures.monotonic() > deadline then
+      error("timed out waiting for " .. (what or "a condition"), 2)
+    end
+    futures.sleep(0.001)
+  end
+end
+
+-- Waits until f is running in a worker (it must reach that state).
+function helpers.wait_running(f)
+  helpers.wait_until(function() return f:running() or f:done() end, nil, "a running future")
+  assert(f:running(), "the future finished instead of staying running")
+end
+
+-- A latch that crosses threads (and processes): a file that a task polls
+-- for.  g.path goes to the task, which calls helpers.await_gate(path)
+-- (sent as a function: it is a plain Lua closure with module upvalues).
+function helpers.gate()
+  local path = os.tmpname()
+  os.remove(path)
+  local g = { path = path }
+  function g.open()
+    local fh = assert(io.open(path, "w"))
+    fh:close()
+  end
+  function g.close() os.remove(path) end
+  setmetatable(g, { __close = g.close })
+  return g
+end
+
+-- Task side of a gate: blocks the worker until the gate opens (or gives up
+-- after `timeout`, returning false, so a failing spec never hangs a pool).
+function helpers.await_gate(path, timeout)
+  local fut = require "futures"
+  local deadline = fut.monotonic() + (timeout or 30)
+  while true do
+    local fh = io.open(path, "r")
+    if fh then fh:close(); return true end
+    if fut.monotonic() > deadline then return false end
+    fut.sleep(0.001)
+  end
+end
+
+-- pcall that expects a failure; returns the error value.
+function helpers.error_of(fn, ...)
+  local ok, e = pcall(fn, ...)
+  assert(not ok, "expected an error")
+  return e
+end
+
+-- Asserts that fn(...) raises an error of class cls (futures.TimeoutError...)
+-- and returns it.
+function helpers.raises(cls, fn, ...)
+  local ok, e = pcall(fn, ...)
+  assert(not ok, "expected " .. cls.__name .. ", got no error")
+  assert(cls:is(e), "expected " .. cls.__name .. ", got " .. tostring(e))
+  return e
+end
+
+-- Asserts that fn(...) raises an argument error whose text contains each of
+-- the given fragments.
+function helpers.arg_error(fragments, fn, ...)
+  local ok, e = pcall(fn, ...)
+  assert(not ok, "expected an argument error")
+  assert(type(e) == "string", "expected a string error, got " .. tostring(e))
+  assert(e:find("bad argument", 1, true), "not an argument error: " .. e)
+  if type(fragments) == "string" then fragments = { fragments } end
+  for _, frag in ipairs(fragments) do
+    assert(e:find(frag, 1, true), ("%q does not mention %q"):format(e, frag))
+  end
+  return e
+end
+
+function helpers.contains(haystack, needle)
+  assert(type(haystack) == "string", "not a string: " .. tostring(haystack))
+  assert(haystack:find(needle, 1, true), ("%q does not contain %q"):format(haystack, needle))
+end
+
+local function shell_quote(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+helpers.shell_quote = shell_quote
+
+-- The environment prefix that lets a child interpreter load the module
+-- the way this one does.
+function helpers.child_env()
+  return ("LUA_PATH=%s LUA_CPATH=%s"):format(shell_quote(package.path), shell_quote(package.cpath))
+end
+
+-- Runs `lua5.4 [flags] -e script` in a child; returns its stdout and stderr
+-- (merged) and the exit status (true/false, as io.close gives it).
+function helpers.run_lua(script, flags)
+  local cmd = ("%s lua5.4 %s -e %s 2>&1"):format(helpers.child_env(), flags or "", shell_quote(script))
+  local p = assert(io.popen(cmd, "r"))
+  local out = p:read("a")
+  local ok, how, code = p:close()
+  return out, ok, code, how
+end
+
+return helpers
