@@ -78,7 +78,8 @@ end
 
 local function positive_integer(fname, n, what, v)
   if math.type(v) ~= "integer" or v < 1 then
-    if math.type(v) == "float" and v >= 1 and v == math.floor(v) then return math.tointeger(v) end
+    local i = math.type(v) == "float" and math.tointeger(v)   -- 2.0 is 2; inf, NaN are not
+    if i and i >= 1 then return i end
     arg_error(fname, n, ("%s must be a positive integer, got %s"):format(what, tostring(v)))
   end
   return v
@@ -160,6 +161,9 @@ local function map(self, fn, ...)
     end
     opts, nit = last, nit - 1
   end
+  if type(fn) ~= "function" and not (getmetatable(fn) or {}).__call then
+    arg_error("map", 1, "callable expected, got " .. type(fn))
+  end
   if nit == 0 then arg_error("map", 2, "iterable expected") end
   local timeout = check_timeout("map", nit + 2, opts.timeout)
   local buffersize = opts.buffersize and positive_integer("map", nit + 2, "buffersize", opts.buffersize)
@@ -211,28 +215,35 @@ local function map(self, fn, ...)
     while not exhausted do submit_more() end
   end
 
+  -- Call i's entry stays in futs until its outcome is taken, so that
+  -- leaving the loop (a timeout, an error, break) cancels it too.  The
+  -- buffer is refilled only once a result is taken: never more than
+  -- buffersize calls in flight.
   local i = 0
+  local function taken(...)
+    futs[i] = nil
+    if buffersize then
+      while nsub - i < buffersize and not exhausted do submit_more() end
+    end
+    return i, ...
+  end
   local function iter()
     i = i + 1
     if i > nsub then submit_more() end
     local entry = futs[i]
     if entry == nil then return nil end
-    futs[i] = nil
-    if buffersize then
-      while nsub - i < buffersize and not exhausted do submit_more() end
-    end
     local left = deadline and math.max(0, deadline - monotonic())
     if is_future(entry) then
-      return i, entry:result(left)
+      return taken(entry:result(left))
     end
     -- A chunk: its future returns one {ok, n, values...} per call.
     local res = entry[1]:result(left)
     local r = res[i - entry[2] + 1]
     if not r[1] then error(r[3], 0) end
-    return i, unpack(r, 3, r[2] + 2)
+    return taken(unpack(r, 3, r[2] + 2))
   end
   local closer = setmetatable({}, { __close = function()
-    for j = i + 1, nsub do
+    for j = i, nsub do
       local entry = futs[j]
       if entry then (is_future(entry) and entry or entry[1]):cancel() end
     end
