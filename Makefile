@@ -20,7 +20,7 @@ CORE      = $(B)/futures/core.so
 WORKER    = $(B)/futures/worker
 STATICLIB = $(B)/libfutures.a
 BUSTED    = $(LUA) /usr/bin/busted
-TESTENV   = LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' LUA_CPATH='$(B)/?.so;;'
+TESTENV   = FUTURES_TEST_LUA=$(LUA) LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' LUA_CPATH='$(B)/?.so;;'
 
 .PHONY: all deps demo test install uninstall bench sanitize tsan valgrind fuzz clean help
 all: $(CORE) $(WORKER) $(STATICLIB)
@@ -65,30 +65,73 @@ uninstall:
 	rm -rf $(DESTDIR)$(LUA_LIBDIR)/futures $(DESTDIR)$(LUA_SHARE)/futures
 	rm -f $(DESTDIR)$(INCDIR)/futures.h $(DESTDIR)$(PREFIX)/lib/libfutures.a
 
-# Sanitizer builds go to their own directories; the module is loaded into the
-# stock lua5.4, so the runtime is preloaded.
+# Sanitizer builds go to their own directories and run the specs with a Lua
+# interpreter built with the same flags (spec/tools/lua.c); specs start that
+# one for child processes too (FUTURES_TEST_LUA), so nothing is preloaded.
 ASAN_SAN = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+TSAN_SAN = -fsanitize=thread
+SANLUA    = $(B)/lua
+
+$(SANLUA): spec/tools/lua.c
+	$(CC) $(OPT) -I$(LUA_INC) $(SAN) -o $@ $< -llua5.4 -lm -ldl -pthread
+
 sanitize: deps
-	$(MAKE) B=build-asan SAN='$(ASAN_SAN)' OPT='-O1 -g' all
-	ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
-	$(MAKE) --no-print-directory B=build-asan test-only
+	$(MAKE) --no-print-directory B=build-asan SAN='$(ASAN_SAN)' OPT='-O1 -g' all build-asan/lua
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	LSAN_OPTIONS=suppressions=$(CURDIR)/.ci/lsan.supp \
+	$(MAKE) --no-print-directory B=build-asan TEST_LUA=build-asan/lua test-only
 
 tsan: deps
-	$(MAKE) B=build-tsan SAN='-fsanitize=thread' OPT='-O1 -g' all
+	$(MAKE) --no-print-directory B=build-tsan SAN='$(TSAN_SAN)' OPT='-O1 -g' all build-tsan/lua
 	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/.ci/tsan.supp" \
-	LD_PRELOAD="$$($(CC) -print-file-name=libtsan.so)" \
-	$(MAKE) --no-print-directory B=build-tsan test-only
+	$(MAKE) --no-print-directory B=build-tsan TEST_LUA=build-tsan/lua test-only
 
+valgrind: export EXTRA_DEPS := valgrind
 valgrind: deps all
-	$(TESTENV) valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
-	  --trace-children=no $(BUSTED) --exclude-tags=slow,novalgrind $(BUSTED_ARGS)
+	$(TESTENV) FUTURES_VALGRIND=1 valgrind -q --error-exitcode=99 --leak-check=full \
+	  --errors-for-leak-kinds=definite --show-leak-kinds=definite \
+	  $(LUA) /usr/bin/busted --exclude-tags=slow,novalgrind $(BUSTED_ARGS)
 
+TEST_LUA ?= $(LUA)
 test-only:
-	$(TESTENV) $(BUSTED) $(BUSTED_ARGS)
+	$(TESTENV) FUTURES_TEST_LUA=$(TEST_LUA) $(TEST_LUA) /usr/bin/busted $(BUSTED_ARGS)
 
 clean:
 	rm -rf build build-asan build-tsan build-fuzz
 
 help:
 	@echo "targets: all demo test install uninstall bench sanitize tsan valgrind fuzz clean"
+
+# libFuzzer over the decoder (needs clang): fuzz/decode_fuzz.c with the seeds
+# in fuzz/corpus/ (remade by `make fuzz-seeds`); new inputs go to
+# fuzz/corpus-run/, a crash to build-fuzz/crash-*.  Fails on any finding.
+# Blob code is real lua_dump output only (see fuzz/fuzz_input.h).
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
+FUZZ_B        = build-fuzz
+FUZZ_FLAGS    = -O1 -g $(WARN) -D_GNU_SOURCE -I$(LUA_INC) -Icsrc -pthread \
+                -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+FUZZ_OBJS     = $(SRCS:csrc/%.c=$(FUZZ_B)/obj/%.o)
+FUZZ_LIBS     = -llua5.4 -lm -ldl -pthread
+.PHONY: fuzz-seeds
+
+$(FUZZ_B)/obj/%.o: csrc/%.c csrc/*.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link,address,undefined -c $< -o $@
+
+$(FUZZ_B)/decode_fuzz: fuzz/decode_fuzz.c fuzz/fuzz_input.h $(FUZZ_OBJS)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_OBJS) $(FUZZ_LIBS)
+
+$(FUZZ_B)/gen_seeds: fuzz/gen_seeds.c fuzz/fuzz_input.h $(FUZZ_OBJS)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link,address,undefined -o $@ $< $(FUZZ_OBJS) $(FUZZ_LIBS)
+
+fuzz-seeds: $(FUZZ_B)/gen_seeds
+	rm -rf fuzz/corpus && mkdir -p fuzz/corpus
+	ASAN_OPTIONS=detect_leaks=1 $(FUZZ_B)/gen_seeds fuzz/corpus
+
+fuzz: $(FUZZ_B)/decode_fuzz
+	@mkdir -p fuzz/corpus-run
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	$(FUZZ_B)/decode_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 \
+	  -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=$(FUZZ_B)/ \
+	  fuzz/corpus-run fuzz/corpus </dev/null
