@@ -15,7 +15,7 @@ LDFLAGS_ALL = -pthread $(SAN) $(LDFLAGS)
 
 B        ?= build
 SRCS      = $(wildcard csrc/*.c)
-OBJS      = $(SRCS:csrc/%.c=$(B)/obj/%.o)
+OBJS      = $(SRCS:csrc/%.c=$(B)/obj/%.o) $(B)/obj/front.o
 CORE      = $(B)/futures/core.so
 WORKER    = $(B)/futures/worker
 STATICLIB = $(B)/libfutures.a
@@ -23,9 +23,20 @@ BUSTED    = $(LUA) /usr/bin/busted
 TESTENV   = FUTURES_TEST_LUA=$(LUA) LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' LUA_CPATH='$(B)/?.so;;'
 
 .PHONY: all deps demo test install uninstall bench sanitize tsan valgrind fuzz clean help
-all: $(CORE) $(WORKER) $(STATICLIB)
+EMBED     = $(B)/embed/host $(B)/embed/worker
+
+all: $(CORE) $(WORKER) $(STATICLIB) $(EMBED)
 
 $(B)/obj/%.o: csrc/%.c csrc/*.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+# The Lua front, compiled in (see csrc/embed.c).
+$(B)/gen/front.c: lua/futures/init.lua csrc/tools/bin2c.lua
+	@mkdir -p $(dir $@)
+	$(LUA) csrc/tools/bin2c.lua futures_front $< $@
+
+$(B)/obj/front.o: $(B)/gen/front.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
@@ -41,6 +52,11 @@ $(STATICLIB): $(OBJS)
 # caller's state, and is found next to core.so at run time.
 $(WORKER): csrc/worker/main.c $(STATICLIB)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(STATICLIB) -llua5.4 -lm -ldl $(LDFLAGS_ALL)
+
+# The embedding example: a host that links Lua and libfutures.a statically.
+$(B)/embed/%: examples/embed/%.c examples/embed/hostlib.h $(STATICLIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Icsrc -Wno-unused-function -o $@ $< $(STATICLIB) -Wl,-Bstatic -llua5.4 -Wl,-Bdynamic -lm -ldl $(LDFLAGS_ALL)
 
 deps:
 	@sh .ci/deps.sh

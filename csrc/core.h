@@ -15,6 +15,9 @@ int core_error(lua_State *L, const char *cls, const char *msg);  /* raises */
  * libraries, the embedder's hook. */
 void core_open_worker_libs(lua_State *L);
 
+/* Puts futures and futures.core in package.preload (embed.c). */
+void core_preload(lua_State *L);
+
 void fut_open(lua_State *L);     /* future.c */
 void owner_open(lua_State *L);   /* owner.c */
 void wait_open(lua_State *L);    /* wait.c */

@@ -2,8 +2,7 @@
  *
  * A host links libfutures.a (or loads futures/core.so) and may:
  *  - open the module without a filesystem search:
- *        luaL_requiref(L, "futures.core", luaopen_futures_core, 0);
- *    (the Lua half, futures/init.lua, must still be on package.path);
+ *        luaL_requiref(L, "futures", luaopen_futures, 0);
  *  - give every thread worker's state its own libraries with
  *    futures_set_worker_init;
  *  - build its own process-worker program around futures_worker_main and
@@ -17,6 +16,10 @@
 
 typedef void (*futures_worker_init_fn)(lua_State *worker, void *ud);
 
+/* The whole module (the Lua front is compiled in): for luaL_requiref from
+ * a host with no module files on disk.  luaopen_futures_core is the C half
+ * alone, which the front requires as "futures.core". */
+FUTURES_API int luaopen_futures(lua_State *L);
 FUTURES_API int luaopen_futures_core(lua_State *L);
 
 /* Calls fn(worker, ud) in every new thread-worker state, after the standard

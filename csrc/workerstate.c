@@ -33,6 +33,7 @@ static int open_worker(lua_State *L) {
     if (c->path) { lua_pushstring(L, c->path); lua_setfield(L, -2, "path"); }
     if (c->cpath) { lua_pushstring(L, c->cpath); lua_setfield(L, -2, "cpath"); }
   }
+  core_preload(L);   /* no search, no second dlopen of core.so */
   lua_pushstring(L, c->name);
   lua_setfield(L, LUA_REGISTRYINDEX, WS_NAME_KEY);
   return 0;
