@@ -1,0 +1,438 @@
+-- `make bench`: the workloads of issue 7 for this library's thread and
+-- process pools, for Python's concurrent.futures (bench/py_bench.py, run
+-- as a child) and for luv's libuv thread pool (bench/luv_bench.lua, a
+-- child with UV_THREADPOOL_SIZE=2) in the same run, plus the transfer
+-- micro-benchmark (bench/transfer.lua).  Prints one table with the
+-- targets of issues 3, 4, 5 and 7 and PASS/BELOW for each.
+--
+-- Every figure is a median of several runs (the count is in the notes),
+-- timed with a monotonic clock (futures.monotonic, time.perf_counter,
+-- uv.hrtime); every pool has 2 workers, all started before timing except
+-- in W4 (startup) and W6 (memory).  Progress goes to stderr.
+local dir = arg[0]:match("^(.*/)") or "./"
+package.path = dir .. "?.lua;" .. package.path
+local futures = require "futures"
+local C = require "common"
+local W = require "workloads"
+local T = require "transfer"
+
+local median, q = C.median, C.shell_quote
+
+-- The interpreter running this script, for the Lua children.
+local LUA = "lua5.4"
+do
+  local i = -1
+  while arg[i] do LUA = arg[i]; i = i - 1 end
+end
+
+-- Repetitions: medians of 5 where cheap, fewer where a run takes seconds.
+local CFG = {
+  w1 = { n = 20000, reps = 5, py_reps = { thread = 5, process = 3 } },
+  w2 = { reps = 5, py_reps = 3 },
+  w3 = { tasks = 200, n = 50000, reps = 5, py_reps = 3 },
+  w4 = { reps = 20 },
+  w5 = { sizes = { 1000, 10000, 100000 }, reps = { 5, 5, 3 },
+         py_reps = { thread = { 5, 3, 1 }, process = { 3, 1, 0 } } },
+  w6 = { n = 1000000, python = { thread = true, process = false } },
+}
+local KINDS = { "thread", "process" }
+local POOL = { thread = "threads", process = "processes" }
+
+local HAS_PROC = futures.ProcessPoolExecutor ~= nil
+local NOT_BUILT = "n/a (not built)"
+
+local function progress(...)
+  io.stderr:write("bench: ", string.format(...), "\n")
+  io.stderr:flush()
+end
+
+local function sh_ok(cmd) return os.execute(cmd .. " >/dev/null 2>&1") == true end
+
+local HAS_PY = sh_ok("python3 -c 'import concurrent.futures'")
+local HAS_LUV = sh_ok(q(LUA) .. " -e 'require \"luv\"'")
+local NO_PY = "n/a (no python3)"
+local NO_LUV = "n/a (no luv)"
+
+-- A cell is a number (a figure) or a string (why there is none).
+local function py(...)
+  if not HAS_PY then return nil, NO_PY end
+  local args = { ... }
+  for i, a in ipairs(args) do args[i] = q(a) end
+  local res, err = C.collect("python3 " .. q(dir .. "py_bench.py") .. " " .. table.concat(args, " "))
+  if err then progress("python %s: %s", table.concat(args, " "), err) end
+  return res, err and "error (see stderr)"
+end
+
+local function luv(...)
+  if not HAS_LUV then return nil, NO_LUV end
+  local args = { ... }
+  for i, a in ipairs(args) do args[i] = q(a) end
+  local res, err = C.collect("UV_THREADPOOL_SIZE=2 " .. q(LUA) .. " " .. q(dir .. "luv_bench.lua")
+    .. " " .. table.concat(args, " "))
+  if err then progress("luv %s: %s", table.concat(args, " "), err) end
+  return res, err and "error (see stderr)"
+end
+
+local function lua_child(...)
+  local args = { ... }
+  for i, a in ipairs(args) do args[i] = q(a) end
+  local res, err = C.collect(q(LUA) .. " " .. q(dir .. "mem.lua") .. " " .. table.concat(args, " "))
+  if err then progress("mem.lua %s: %s", table.concat(args, " "), err) end
+  return res, err and "error (see stderr)"
+end
+
+-- This library's workload in this process; nil and a reason if the pool
+-- is not built or the workload failed.
+local function ours(kind, fn, ...)
+  if kind == "process" and not HAS_PROC then return nil, NOT_BUILT end
+  local ok, res = pcall(fn, ...)
+  if not ok then
+    progress("futures %s: %s", kind, tostring(res))
+    return nil, "error (see stderr)"
+  end
+  return res
+end
+
+-- The median of res[name], scaled; or the reason there is none.
+local function fig(res, why, name, scale)
+  if not res then return why end
+  local m = median(res[name] or {})
+  if not m then return why or "missing" end
+  return m * (scale or 1)
+end
+
+---------------------------------------------------------------- the table
+local rows = {}
+local notes = {}
+
+-- row{label, pool, unit, fut, py, luv, better = "low"|"high"|nil,
+--     target = {text, check = function(row) -> ok, why}}
+local function row(r) rows[#rows + 1] = r; return r end
+
+local function num(v) return type(v) == "number" end
+
+local function ratio(r)
+  if not r.better or not num(r.fut) or not num(r.py) or r.py == 0 or r.fut == 0 then return nil end
+  return r.better == "low" and r.py / r.fut or r.fut / r.py
+end
+
+local function min_ratio(x)
+  return { text = (">= %gx Py"):format(x), check = function(r)
+    local v = ratio(r)
+    if not v then return nil end
+    return v >= x, ("%.2fx < %gx"):format(v, x)
+  end }
+end
+
+local function at_least(x, unit)
+  return { text = (">= %g%s"):format(x, unit or ""), check = function(r)
+    if not num(r.fut) then return nil end
+    return r.fut >= x, ("%.3g < %g"):format(r.fut, x)
+  end }
+end
+
+local function at_most(x, unit)
+  return { text = ("<= %g%s"):format(x, unit or ""), check = function(r)
+    if not num(r.fut) then return nil end
+    return r.fut <= x, ("%.3g > %g"):format(r.fut, x)
+  end }
+end
+
+local function no_slower_than_luv()
+  return { text = "<= luv", check = function(r)
+    if not num(r.fut) or not num(r.luv) then return nil end
+    return r.fut <= r.luv, ("%.3g > luv %.3g"):format(r.fut, r.luv)
+  end }
+end
+
+-- Cost per completion stays flat: at most `factor` times the 1,000 figure.
+local function flat(base_row, factor)
+  return { text = ("<= %gx n=1k"):format(factor), check = function(r)
+    if not num(r.fut) or not num(base_row.fut) then return nil end
+    local v = r.fut / base_row.fut
+    return v <= factor, ("%.2fx of n=1k"):format(v)
+  end }
+end
+
+local function fmt_num(v)
+  if not num(v) then return v or "" end
+  if v ~= v then return "nan" end
+  local a = math.abs(v)
+  if a >= 1000 then return ("%.0f"):format(v) end
+  if a >= 100 then return ("%.1f"):format(v) end
+  if a >= 10 then return ("%.2f"):format(v) end
+  if a >= 1 then return ("%.3f"):format(v) end
+  return ("%.3g"):format(v)
+end
+
+local function status(r)
+  if not r.targets or #r.targets == 0 then return "", "" end
+  local texts, fails, unknown = {}, {}, false
+  for _, t in ipairs(r.targets) do
+    texts[#texts + 1] = t.text
+    local ok, why = t.check(r)
+    if ok == nil then unknown = true
+    elseif not ok then fails[#fails + 1] = why end
+  end
+  local st
+  if #fails > 0 then st = "BELOW (" .. table.concat(fails, "; ") .. ")"
+  elseif unknown then st = "?"
+  else st = "PASS" end
+  return table.concat(texts, ", "), st
+end
+
+local function print_table()
+  local head = { "workload", "pool", "futures", "Python", "vs Py", "luv", "target", "status" }
+  local cells = { head }
+  for _, r in ipairs(rows) do
+    local v = ratio(r)
+    local tgt, st = status(r)
+    local suffix = r.suffix or ""
+    local function cell(x) return num(x) and fmt_num(x) .. suffix or fmt_num(x) end
+    cells[#cells + 1] = { r.label, r.pool or "", cell(r.fut), cell(r.py),
+      v and ("%.2fx"):format(v) or "", cell(r.luv), tgt, st }
+  end
+  local width = {}
+  for _, line in ipairs(cells) do
+    for i, c in ipairs(line) do width[i] = math.max(width[i] or 0, utf8.len(c) or #c) end
+  end
+  local function out(line)
+    local parts = {}
+    for i, c in ipairs(line) do
+      parts[i] = i == #line and c or c .. string.rep(" ", width[i] - (utf8.len(c) or #c))
+    end
+    print((table.concat(parts, "  "):gsub("%s+$", "")))
+  end
+  out(head)
+  local rule = {}
+  for i = 1, #head do rule[i] = string.rep("-", width[i]) end
+  out(rule)
+  local last
+  for i = 2, #cells do
+    local w = rows[i - 1].label:match("^(%w+)")
+    if last and w ~= last then print() end
+    last = w
+    out(cells[i])
+  end
+end
+
+---------------------------------------------------------------- machine
+local function read_file(path)
+  local fh = io.open(path)
+  if not fh then return nil end
+  local s = fh:read("a")
+  fh:close()
+  return s
+end
+
+local function capture(cmd)
+  local fh = io.popen(cmd .. " 2>/dev/null")
+  local s = fh:read("a")
+  fh:close()
+  return (s:gsub("%s+$", ""))
+end
+
+local cpu = (read_file("/proc/cpuinfo") or ""):match("model name%s*:%s*([^\n]+)") or "?"
+local pyver = HAS_PY and capture("python3 -c 'import sys; print(sys.version.split()[0])'") or "none"
+local luvver = HAS_LUV and capture(q(LUA) .. " -e 'print(require(\"luv\").version_string())'") or "none"
+local T0 = futures.monotonic()
+local function loadavg() return ((read_file("/proc/loadavg") or "?"):match("^(%S+ %S+ %S+)")) end
+local LOAD0 = loadavg()
+
+---------------------------------------------------------------- W1
+do
+  local c = CFG.w1
+  local py_res, luv_res = {}, {}
+  local fut = {}
+  for _, kind in ipairs(KINDS) do
+    progress("W1 tiny tasks, %s", POOL[kind])
+    fut[kind] = { ours(kind, W.w1, kind, c.n, c.reps) }
+    py_res[kind] = { py("w1", kind, c.n, c.py_reps[kind]) }
+  end
+  progress("W1 luv")
+  luv_res = { luv("w1", c.n, c.reps) }
+  for _, kind in ipairs(KINDS) do
+    local f, p = fut[kind], py_res[kind]
+    local r = row { label = "W1 tiny submit+result, us/task", pool = POOL[kind], better = "low",
+      fut = fig(f[1], f[2], "submit", 1e6), py = fig(p[1], p[2], "submit", 1e6),
+      luv = kind == "thread" and fig(luv_res[1], luv_res[2], "submit", 1e6) or nil }
+    r.targets = kind == "thread" and { min_ratio(12), no_slower_than_luv() } or { min_ratio(25) }
+    row { label = "W1 tiny map chunksize=500, us/task", pool = POOL[kind], better = "low",
+      fut = fig(f[1], f[2], "map", 1e6), py = fig(p[1], p[2], "map", 1e6),
+      targets = kind == "process" and { min_ratio(1) } or nil }
+  end
+  notes[#notes + 1] = ("W1: %d tasks x -> x + 1, median of %d (Python: %d threads, %d processes); "
+    .. "threads ignore chunksize."):format(c.n, c.reps, c.py_reps.thread, c.py_reps.process)
+end
+
+---------------------------------------------------------------- W2
+do
+  local c = CFG.w2
+  progress("W2 CPU, sequential Lua")
+  local seq = median(W.w2_seq(c.reps).seq)
+  local py_seq_res, py_seq_why = py("w2", "seq", c.py_reps)
+  local py_seq = fig(py_seq_res, py_seq_why, "seq")
+  progress("W2 luv")
+  local l, lwhy = luv("w2", c.reps)
+  local luv_t = fig(l, lwhy, "pool")
+  for _, kind in ipairs(KINDS) do
+    progress("W2 CPU, %s", POOL[kind])
+    local f, fwhy = ours(kind, W.w2, kind, c.reps)
+    local p, pwhy = py("w2", kind, c.py_reps)
+    local ft, pt = fig(f, fwhy, "pool"), fig(p, pwhy, "pool")
+    local lt = kind == "thread" and luv_t or nil
+    row { label = "W2 cpu map, s", pool = POOL[kind], better = "low", fut = ft, py = pt, luv = lt }
+    local function speedup(base, t) if num(base) and num(t) then return base / t end return t end
+    row { label = "W2 cpu speed-up vs sequential", pool = POOL[kind], suffix = "x",
+      fut = speedup(seq, ft), py = speedup(py_seq, pt), luv = lt and speedup(seq, lt),
+      targets = { at_least(1.85, "x") } }
+  end
+  notes[#notes + 1] = ("W2: is_prime over the 6 primes twice (12 calls), median of %d (Python %d); "
+    .. "sequential Lua %s s, sequential Python %s s; speed-ups are over the same language's sequential run.")
+    :format(c.reps, c.py_reps, fmt_num(seq), fmt_num(py_seq))
+end
+
+---------------------------------------------------------------- W3
+do
+  local c = CFG.w3
+  local mb = c.tasks * c.n * 8 / 1e6
+  local function mbs(t) if num(t) then return mb / t end return t end
+  progress("W3 transfer, sequential Lua")
+  local seq = mbs(median(W.w3_seq(c.tasks, c.n, c.reps).seq))
+  local ps, pswhy = py("w3", "seq", c.tasks, c.n, c.py_reps)
+  local py_seq = mbs(fig(ps, pswhy, "seq"))
+  progress("W3 luv")
+  local l, lwhy = luv("w3", c.tasks, c.n, c.reps)
+  local luv_mbs = mbs(fig(l, lwhy, "pool"))
+  for _, kind in ipairs(KINDS) do
+    progress("W3 transfer, %s", POOL[kind])
+    local f, fwhy = ours(kind, W.w3, kind, c.tasks, c.n, c.reps)
+    local p, pwhy = py("w3", kind, c.tasks, c.n, c.py_reps)
+    local fm, pm = mbs(fig(f, fwhy, "pool")), mbs(fig(p, pwhy, "pool"))
+    row { label = "W3 transfer 200 x 50k floats, MB/s", pool = POOL[kind], better = "high",
+      fut = fm, py = pm, luv = kind == "thread" and luv_mbs or nil,
+      targets = { min_ratio(kind == "thread" and 6 or 3) } }
+    local function rel(x, base) if num(x) and num(base) then return x / base end return x end
+    row { label = "W3 speed-up vs sequential build", pool = POOL[kind], suffix = "x",
+      fut = rel(fm, seq), py = rel(pm, py_seq), luv = kind == "thread" and rel(luv_mbs, seq) or nil }
+  end
+  notes[#notes + 1] = ("W3: %d tasks each building and returning %d floats (payload %g MB, 8 bytes a float), "
+    .. "median of %d (Python %d); building them sequentially runs at %s MB/s in Lua, %s MB/s in Python; "
+    .. "luv packs them into a string with string.pack and unpacks into a table.")
+    :format(c.tasks, c.n, mb, c.reps, c.py_reps, fmt_num(seq), fmt_num(py_seq))
+end
+
+---------------------------------------------------------------- W4
+do
+  local c = CFG.w4
+  for _, kind in ipairs(KINDS) do
+    progress("W4 startup/shutdown, %s", POOL[kind])
+    local f, fwhy = ours(kind, W.w4, kind, c.reps)
+    local p, pwhy = py("w4", kind, c.reps)
+    row { label = "W4 creation to first result, ms", pool = POOL[kind], better = "low",
+      fut = fig(f, fwhy, "startup", 1e3), py = fig(p, pwhy, "startup", 1e3),
+      targets = { min_ratio(kind == "thread" and 1 or 3) } }
+    row { label = "W4 shutdown(wait), ms", pool = POOL[kind], better = "low",
+      fut = fig(f, fwhy, "shutdown", 1e3), py = fig(p, pwhy, "shutdown", 1e3) }
+  end
+  notes[#notes + 1] = ("W4: median of %d; Python's process pool uses its default start method (fork on Linux).")
+    :format(c.reps)
+end
+
+---------------------------------------------------------------- W5
+do
+  local c = CFG.w5
+  for _, kind in ipairs(KINDS) do
+    local base = {}
+    for i, n in ipairs(c.sizes) do
+      progress("W5 wait/as_completed over %d futures, %s", n, POOL[kind])
+      local f, fwhy = ours(kind, W.w5, kind, n, c.reps[i])
+      local p, pwhy
+      if c.py_reps[kind][i] > 0 then
+        p, pwhy = py("w5", kind, n, c.py_reps[kind][i])
+      else
+        pwhy = "skipped (time)"
+      end
+      for _, how in ipairs { "wait", "as_completed" } do
+        local r = row { label = ("W5 %s n=%d, us/future"):format(how, n), pool = POOL[kind],
+          better = "low", fut = fig(f, fwhy, how, 1e6), py = fig(p, pwhy, how, 1e6) }
+        if i == 1 then base[how] = r
+        elseif i == #c.sizes then r.targets = { flat(base[how], 2) } end
+      end
+    end
+  end
+  notes[#notes + 1] = ("W5: n tiny tasks submitted, then all awaited by wait or as_completed; time per future "
+    .. "from the first submit to the end of the wait; medians of %s runs (Python threads %s, processes %s; "
+    .. "Python's process pool at 100,000 would take about half a minute and is skipped). "
+    .. "Flat = the 100,000 figure at most 2x the 1,000 one.")
+    :format(table.concat(c.reps, "/"), table.concat(c.py_reps.thread, "/"), table.concat(c.py_reps.process, "/"))
+end
+
+---------------------------------------------------------------- W6
+do
+  local c = CFG.w6
+  for _, kind in ipairs(KINDS) do
+    progress("W6 memory, %d tasks, %s", c.n, POOL[kind])
+    local f, fwhy
+    if kind == "process" and not HAS_PROC then fwhy = NOT_BUILT
+    else f, fwhy = lua_child("w6", kind, c.n) end
+    local p, pwhy
+    if c.python[kind] then p, pwhy = py("w6", kind, c.n) else pwhy = "skipped (time)" end
+    row { label = "W6 peak RSS, 1M tiny tasks held, MB", pool = POOL[kind], better = "low",
+      fut = fig(f, fwhy, "peak_kb", 1 / 1024), py = fig(p, pwhy, "peak_kb", 1 / 1024),
+      targets = kind == "thread" and { at_most(300, " MB") } or nil }
+    if f and f.seconds then
+      notes[#notes + 1] = ("W6 %s: the 1M tasks ran in %.1f s (this library)"):format(POOL[kind], f.seconds[1])
+    end
+
+    progress("W6 idle workers, %s", POOL[kind])
+    local fi, fiwhy
+    if kind == "process" and not HAS_PROC then fiwhy = NOT_BUILT
+    else fi, fiwhy = lua_child("idle", kind) end
+    local pi, piwhy = py("idle", kind)
+    local function per_worker(res, why)
+      if not res then return why end
+      local self_kb, kids = median(res.self_kb or {}), median(res.children_kb or {})
+      if not self_kb then return why or "missing" end
+      return (self_kb + (kids or 0)) / C.WORKERS
+    end
+    row { label = "W6 RSS per idle worker, KB", pool = POOL[kind], better = "low",
+      fut = per_worker(fi, fiwhy), py = per_worker(pi, piwhy),
+      targets = kind == "thread" and { at_most(512, " KB") } or nil }
+  end
+  notes[#notes + 1] = "W6: each measured in a child process of its own (VmHWM for the peak; "
+    .. "per idle worker = the process's RSS growth plus the workers' own VmRSS, over 2); "
+    .. "Python's process pool is skipped at 1M tasks (about 150 s). Threads: <= 300 MB, pool of 2 < 1 MB."
+end
+
+---------------------------------------------------------------- transfer
+do
+  progress("transfer micro-benchmark")
+  local ok, t = pcall(T.run)
+  if not ok then
+    progress("transfer: %s", tostring(t))
+    row { label = "T transfer", fut = "error (see stderr)" }
+  else
+    row { label = "T 200k floats: one copy / Lua build", suffix = "x", fut = t.table_copy / t.build,
+      py = "n/a", targets = { at_most(3, "x") } }
+    row { label = "T 16 MiB string, one copy, GB/s", fut = t.string_gbs, py = "n/a",
+      targets = { at_least(2, " GB/s") } }
+    notes[#notes + 1] = ("T: futures.core._roundtrip (new state + 2 encodes + 2 decodes); one copy = "
+      .. "(roundtrip - roundtrip of one integer %.0f us) / 2. 200,000 floats: Lua builds them in %.2f ms, "
+      .. "roundtrip %.2f ms, one copy %.2f ms. 16 MiB string: roundtrip %.1f ms (%.2f GB/s), one copy %.1f ms.")
+      :format(t.fixed * 1e6, t.build * 1e3, t.table_rt * 1e3, t.table_copy * 1e3,
+        t.string_rt * 1e3, t.string_rt_gbs, t.string_copy * 1e3)
+  end
+end
+
+---------------------------------------------------------------- output
+print(("%s benchmarks: %d cores (%s), %s, Python %s, luv %s, 2 workers per pool; took %.0f s")
+  :format(futures._VERSION or "futures", futures.cpu_count(), cpu, _VERSION, pyver, luvver,
+    futures.monotonic() - T0))
+print(("load average at start %s, at end %s%s"):format(LOAD0, loadavg(),
+  tonumber(LOAD0:match("^%S+")) > 0.5 and " (the machine was busy: figures are unreliable)" or ""))
+print("vs Py = how many times better this library's figure is than Python's (> 1: futures better)")
+print()
+print_table()
+print()
+for _, n in ipairs(notes) do print("- " .. n) end

@@ -1,0 +1,193 @@
+-- The workloads of issue 7 for this library, one function per workload,
+-- each the same steps as its twin in bench/py_bench.py.  Every function
+-- returns {metric = {samples...}} (seconds unless the metric says
+-- otherwise); bench/run.lua takes the medians.
+local futures = require "futures"
+local C = require "common"
+
+local clock = futures.monotonic
+local inc, build, is_prime = C.inc, C.build, C.is_prime
+
+local W = {}
+
+local function nap(s) futures.sleep(s) return s end
+
+function W.executor(kind)
+  if kind == "thread" then return futures.ThreadPoolExecutor(C.WORKERS) end
+  return futures.ProcessPoolExecutor(C.WORKERS)
+end
+
+-- Starts both workers before anything is timed.
+function W.warm(ex)
+  for _ in ex:map(nap, { 0.02, 0.02 }) do end
+end
+
+local function fresh()
+  collectgarbage()
+  collectgarbage()
+end
+
+-- W1: n tiny tasks submitted, then collected; and through map.
+function W.w1(kind, n, reps)
+  local ex <close> = W.executor(kind)
+  W.warm(ex)
+  local submit, map = {}, {}
+  for r = 1, reps do
+    fresh()
+    local t0 = clock()
+    local fs = {}
+    for i = 1, n do fs[i] = ex:submit(inc, i) end
+    for i = 1, n do fs[i]:result() end
+    submit[r] = (clock() - t0) / n
+  end
+  local items = {}
+  for i = 1, n do items[i] = i end
+  for r = 1, reps do
+    fresh()
+    local t0 = clock()
+    for _ in ex:map(inc, items, { chunksize = 500 }) do end
+    map[r] = (clock() - t0) / n
+  end
+  return { submit = submit, map = map }
+end
+
+-- W2: the primes list twice, in the pool (map) and in this state alone.
+local function prime_work()
+  local work = {}
+  for k = 1, 2 do
+    for _, p in ipairs(C.PRIMES) do work[#work + 1] = p end
+  end
+  return work
+end
+
+function W.w2_seq(reps)
+  local work, seq = prime_work(), {}
+  for r = 1, reps do
+    local t0 = clock()
+    for _, p in ipairs(work) do is_prime(p) end
+    seq[r] = clock() - t0
+  end
+  return { seq = seq }
+end
+
+function W.w2(kind, reps)
+  local work, pool = prime_work(), {}
+  local ex <close> = W.executor(kind)
+  W.warm(ex)
+  for r = 1, reps do
+    local t0 = clock()
+    for _ in ex:map(is_prime, work) do end
+    pool[r] = clock() - t0
+  end
+  return { pool = pool }
+end
+
+-- W3: tasks returning a table of n floats built in the worker; and the
+-- same tables built by this state alone.
+function W.w3_seq(tasks, n, reps)
+  local seq = {}
+  for r = 1, reps do
+    fresh()
+    local t0 = clock()
+    for _ = 1, tasks do build(n) end
+    seq[r] = clock() - t0
+  end
+  return { seq = seq }
+end
+
+function W.w3(kind, tasks, n, reps)
+  local pool = {}
+  local ex <close> = W.executor(kind)
+  W.warm(ex)
+  for r = 1, reps do
+    fresh()
+    local t0 = clock()
+    local fs = {}
+    for i = 1, tasks do fs[i] = ex:submit(build, n) end
+    for i = 1, tasks do assert(#fs[i]:result() == n) end
+    pool[r] = clock() - t0
+  end
+  return { pool = pool }
+end
+
+-- W4: pool creation to first result, then shutdown(true).
+function W.w4(kind, reps)
+  local start, stop = {}, {}
+  for r = 1, reps do
+    fresh()
+    local t0 = clock()
+    local ex = W.executor(kind)
+    ex:submit(inc, 1):result()
+    local t1 = clock()
+    ex:shutdown(true)
+    local t2 = clock()
+    start[r], stop[r] = t1 - t0, t2 - t1
+  end
+  return { startup = start, shutdown = stop }
+end
+
+-- W5: n tiny tasks submitted, then all awaited with wait / as_completed;
+-- time per future from the first submit to the end of the wait.
+function W.w5(kind, n, reps)
+  local ex <close> = W.executor(kind)
+  W.warm(ex)
+  local res = { wait = {}, as_completed = {} }
+  for r = 1, reps do
+    fresh()
+    local t0 = clock()
+    local fs = {}
+    for i = 1, n do fs[i] = ex:submit(inc, i) end
+    local done = futures.wait(fs)
+    res.wait[r] = (clock() - t0) / n
+    assert(#done == n)
+  end
+  for r = 1, reps do
+    fresh()
+    local t0 = clock()
+    local fs = {}
+    for i = 1, n do fs[i] = ex:submit(inc, i) end
+    local k = 0
+    for _ in futures.as_completed(fs) do k = k + 1 end
+    res.as_completed[r] = (clock() - t0) / n
+    assert(k == n)
+  end
+  return res
+end
+
+-- W6 (run in a child of its own, see bench/mem.lua): peak RSS while n
+-- tiny tasks are submitted, held and collected.
+function W.w6(kind, n)
+  local base = C.status_kb("VmRSS")
+  local t0 = clock()
+  local peak
+  do
+    local ex <close> = W.executor(kind)
+    local fs = {}
+    for i = 1, n do fs[i] = ex:submit(inc, i) end
+    for i = 1, n do fs[i]:result() end
+    peak = C.status_kb("VmHWM")
+  end
+  return { base_kb = { base }, peak_kb = { peak }, seconds = { clock() - t0 } }
+end
+
+-- RSS of an idle pool whose workers have all started: this process's
+-- growth, and the worker processes' own RSS.
+function W.idle(kind)
+  fresh()
+  local base = C.status_kb("VmRSS")
+  local ex <close> = W.executor(kind)
+  W.warm(ex)
+  futures.sleep(0.05)
+  fresh()
+  local own = C.status_kb("VmRSS") - base
+  local kids, sum = C.children(), 0
+  local counted = 0
+  for _, pid in ipairs(kids) do
+    local kb = C.status_kb("VmRSS", pid)
+    if kb then sum, counted = sum + kb, counted + 1 end
+  end
+  return { workers = { C.WORKERS }, self_kb = { own }, children_kb = { sum },
+           children = { counted } }
+end
+
+return W
