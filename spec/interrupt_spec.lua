@@ -1,0 +1,139 @@
+-- Ctrl-C (API.md: every blocking call can be interrupted in the standalone
+-- interpreter).  Each case runs a child `lua5.4 -e script` that prints
+-- "ready" and then blocks; the spec sends it SIGINT once it is ready and
+-- checks that "interrupted!" comes out at once and the child exits soon
+-- (its worker task ends shortly after: interpreter exit waits for queued
+-- calls, by contract).
+local futures = require "futures"
+local helpers = require "helpers"
+
+-- How long the blocked-on task keeps running: well past the SIGINT, so a
+-- wait that ignores Ctrl-C shows up, and short enough for a quick exit.
+local TASK = 1.5
+
+local PRELUDE = [[
+io.stdout:setvbuf("no")
+local futures = require "futures"
+local TASK = ]] .. TASK .. [[
+
+local function long() futures.sleep(TASK); return "finished" end
+local ex = futures.ThreadPoolExecutor(2)
+]]
+
+-- Runs the script in a child, interrupts it after it printed "ready";
+-- returns the output, the seconds from the SIGINT to the "interrupted!"
+-- line and to the child's exit.
+local function interrupt(script)
+  local cmd = ("%s; lua5.4 -e %s 2>&1 & echo \"pid $!\"; wait $!"):format(
+    "export " .. helpers.child_env(), helpers.shell_quote(PRELUDE .. script))
+  local p = assert(io.popen(cmd, "r"))
+  local lines = {}
+  local pid = p:read("l"):match("^pid (%d+)$")
+  assert(pid, "no pid")
+  local sent, seen
+  for line in p:lines() do
+    lines[#lines + 1] = line
+    if line == "ready" and not sent then
+      -- the script blocks right after printing this
+      assert(os.execute("kill -INT " .. pid))
+      sent = futures.monotonic()
+    elseif line:find("interrupted!", 1, true) and not seen then
+      seen = futures.monotonic()
+    end
+  end
+  p:close()
+  local exited = futures.monotonic()
+  local out = table.concat(lines, "\n")
+  assert(sent, "the child never got ready:\n" .. out)
+  assert(seen, "no 'interrupted!' from the child:\n" .. out)
+  return out, seen - sent, exited - sent
+end
+
+local function check(script)
+  local out, to_message, to_exit = interrupt(script)
+  helpers.contains(out, "interrupted!")
+  assert.is_nil(out:find("not reached", 1, true), out)
+  -- the message comes at once, well before the task ends
+  assert.is_true(to_message < TASK * 0.66, ("'interrupted!' after %.2fs"):format(to_message))
+  assert.is_true(to_exit < TASK + 1.5, ("exit after %.2fs"):format(to_exit))
+  return out
+end
+
+describe("Ctrl-C #interrupt", function()
+  it("interrupts f:result()", function()
+    check([[
+      local f = ex:submit(long)
+      print("ready")
+      f:result()
+      print("not reached")
+    ]])
+  end)
+
+  it("interrupts f:exception() with a timeout", function()
+    check([[
+      local f = ex:submit(long)
+      print("ready")
+      f:exception(60)
+      print("not reached")
+    ]])
+  end)
+
+  it("interrupts futures.wait", function()
+    check([[
+      local fs = { ex:submit(long), ex:submit(long) }
+      print("ready")
+      futures.wait(fs)
+      print("not reached")
+    ]])
+  end)
+
+  it("interrupts futures.as_completed", function()
+    check([[
+      local fs = { ex:submit(long), ex:submit(function() return 1 end) }
+      fs[2]:result()
+      print("ready")
+      for f in futures.as_completed(fs) do
+        if f == fs[1] then print("not reached") end
+      end
+      print("not reached")
+    ]])
+  end)
+
+  it("interrupts map's iterator", function()
+    check([[
+      print("ready")
+      for i, r in ex:map(function(x) futures.sleep(TASK); return x end, { 1, 2 }) do
+        print("not reached")
+      end
+    ]])
+  end)
+
+  it("interrupts shutdown(true)", function()
+    check([[
+      ex:submit(long)
+      print("ready")
+      ex:shutdown(true)
+      print("not reached")
+    ]])
+  end)
+
+  it("interrupts a wait inside a coroutine", function()
+    check([[
+      local f = ex:submit(long)
+      local co = coroutine.wrap(function() print("ready"); f:result(); print("not reached") end)
+      co()
+    ]])
+  end)
+
+  it("leaves the state usable when the interruption is caught", function()
+    local out = check([[
+      local f = ex:submit(long)
+      print("ready")
+      local ok, e = pcall(f.result, f)
+      print("caught", ok, e)
+      print("after", f:result())
+    ]])
+    helpers.contains(out, "caught\tfalse")
+    helpers.contains(out, "after\tfinished")
+  end)
+end)

@@ -1,0 +1,112 @@
+-- A stress run (tagged slow; `busted --exclude-tags=slow` skips it):
+-- 100,000 tiny tasks, with random cancels, random result timeouts, failing
+-- calls and done-callbacks.  Every future must end accounted for: a
+-- cancel() that said true means cancelled, anything else finished with
+-- exactly its own outcome, and every callback ran once.  The seed is
+-- printed; FUTURES_SEED=<seed> replays a run.
+local futures = require "futures"
+local helpers = require "helpers"
+
+describe("#slow stress", function()
+  it("accounts for 100,000 tiny tasks with random cancels and timeouts", function()
+    local seed = tonumber(os.getenv("FUTURES_SEED")) or (os.time() ~ math.floor(futures.monotonic() * 1e6))
+    print(("\nstress seed: %d (FUTURES_SEED=%d replays it)"):format(seed, seed))
+    math.randomseed(seed)
+
+    local N = 100000
+    local ex = futures.ThreadPoolExecutor(8)
+    local function task(x)
+      if x % 97 == 0 then error({ x = x }) end
+      if x % 1001 == 0 then futures.sleep(0.001) end
+      return x * 2, x
+    end
+
+    local fs, said_cancel, cb_added, cb_ran = {}, {}, {}, {}
+    local ncancel, ntimeout, nwaited = 0, 0, 0
+    for i = 1, N do
+      fs[i] = ex:submit(task, i)
+      local r = math.random()
+      if r < 0.10 then
+        local j = math.random(math.max(1, i - 100), i)
+        if fs[j]:cancel() and not said_cancel[j] then said_cancel[j] = true; ncancel = ncancel + 1 end
+      elseif r < 0.12 then
+        local j = math.random(math.max(1, i - 100), i)
+        local f = fs[j]
+        local ok, a, b = pcall(f.result, f, math.random() < 0.5 and 0 or math.random() * 0.0005)
+        nwaited = nwaited + 1
+        if ok then
+          assert.equal(2 * j, a); assert.equal(j, b)
+        elseif futures.TimeoutError:is(a) then
+          ntimeout = ntimeout + 1
+        elseif futures.CancelledError:is(a) then
+          assert.is_true(said_cancel[j])
+        else
+          assert.same({ x = j }, a)
+        end
+      end
+      if r > 0.95 then
+        cb_added[i] = true
+        fs[i]:add_done_callback(function(f)
+          assert.equal(fs[i], f)
+          assert.is_nil(cb_ran[i])
+          cb_ran[i] = true
+        end)
+      end
+    end
+
+    local done, not_done = futures.wait(fs, 120)
+    assert.equal(0, #not_done)
+    assert.equal(N, #done)
+    futures.poll()
+    ex:shutdown(true)
+    local workers, idle, pending = ex:_stats()
+    assert.same({ 0, 0, 0 }, { workers, idle, pending })
+
+    local ncancelled, nfailed, nresults = 0, 0, 0
+    for i = 1, N do
+      local f = fs[i]
+      assert.is_true(f:done())
+      if f:cancelled() then
+        assert.is_true(said_cancel[i], "future " .. i .. " cancelled without a cancel()")
+        ncancelled = ncancelled + 1
+      else
+        assert.is_nil(said_cancel[i], "future " .. i .. ": cancel() said true")
+        local ok, a, b = pcall(f.result, f, 0)
+        if i % 97 == 0 then
+          assert.is_false(ok)
+          assert.same({ x = i }, a)
+          nfailed = nfailed + 1
+        else
+          assert.is_true(ok, tostring(a))
+          assert.equal(2 * i, a)
+          assert.equal(i, b)
+          nresults = nresults + 1
+        end
+      end
+      assert.equal(cb_added[i], cb_ran[i])
+    end
+    assert.equal(ncancel, ncancelled)
+    assert.equal(N, ncancelled + nfailed + nresults)
+    print(("stress: %d results, %d failed, %d cancelled, %d waits (%d timed out)"):format(
+      nresults, nfailed, ncancelled, nwaited, ntimeout))
+  end)
+
+  it("survives many executors, each with a burst, some cancelled by shutdown", function()
+    local seed = tonumber(os.getenv("FUTURES_SEED")) or os.time()
+    math.randomseed(seed)
+    local total, ok_count, cancelled = 0, 0, 0
+    for _ = 1, 200 do
+      local ex = futures.ThreadPoolExecutor(math.random(1, 4))
+      local fs = {}
+      for k = 1, math.random(0, 50) do fs[k] = ex:submit(function(x) return x end, k) end
+      ex:shutdown(math.random() < 0.5, math.random() < 0.5)
+      futures.wait(fs, helpers.LONG)
+      for k, f in ipairs(fs) do
+        total = total + 1
+        if f:cancelled() then cancelled = cancelled + 1
+        else assert.equal(k, f:result(0)); ok_count = ok_count + 1 end
+      end
+    end
+    assert.equal(total, ok_count + cancelled)
+  end)
+end)
