@@ -128,6 +128,7 @@ FUZZ_B        = build-fuzz
 FUZZ_FLAGS    = -O1 -g $(WARN) -D_GNU_SOURCE -I$(LUA_INC) -Icsrc -pthread \
                 -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 FUZZ_OBJS     = $(SRCS:csrc/%.c=$(FUZZ_B)/obj/%.o)
+FUZZ_LIB      = $(FUZZ_B)/libfutures-fuzz.a
 FUZZ_LIBS     = -llua5.4 -lm -ldl -pthread
 .PHONY: fuzz-seeds
 
@@ -135,11 +136,16 @@ $(FUZZ_B)/obj/%.o: csrc/%.c csrc/*.h
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link,address,undefined -c $< -o $@
 
-$(FUZZ_B)/decode_fuzz: fuzz/decode_fuzz.c fuzz/fuzz_input.h $(FUZZ_OBJS)
-	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_OBJS) $(FUZZ_LIBS)
+# An archive: the linker takes only what the codec needs.
+$(FUZZ_LIB): $(FUZZ_OBJS)
+	@rm -f $@
+	ar rcs $@ $(FUZZ_OBJS)
 
-$(FUZZ_B)/gen_seeds: fuzz/gen_seeds.c fuzz/fuzz_input.h $(FUZZ_OBJS)
-	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link,address,undefined -o $@ $< $(FUZZ_OBJS) $(FUZZ_LIBS)
+$(FUZZ_B)/decode_fuzz: fuzz/decode_fuzz.c fuzz/fuzz_input.h $(FUZZ_LIB)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_LIB) $(FUZZ_LIBS)
+
+$(FUZZ_B)/gen_seeds: fuzz/gen_seeds.c fuzz/fuzz_input.h $(FUZZ_LIB)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link,address,undefined -o $@ $< $(FUZZ_LIB) $(FUZZ_LIBS)
 
 fuzz-seeds: $(FUZZ_B)/gen_seeds
 	rm -rf fuzz/corpus && mkdir -p fuzz/corpus
