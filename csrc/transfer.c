@@ -50,7 +50,7 @@ enum {
 #define CODECACHE "futures.codecache"  /* dump string -> blob (weak values) */
 #define LOADCACHE "futures.loadcache"  /* blob id -> loaded closure */
 #define NAMES "futures.names"          /* C function or module -> name */
-#define NAMESCOUNT "futures.namescount"
+#define NAMESCOUNT "futures.namessig"
 #define BLOB_MT "futures.blob"
 #define LOADCACHE_MAX 1024
 
@@ -219,13 +219,18 @@ static int enc_ref(enc *e, int idx) {
  * {module, field}.  Rebuilt when package.loaded changes size, or when
  * forced (a C function it does not know may have been added since). */
 static void names_push(lua_State *L, int force) {
-  lua_Integer count = 0;
+  lua_Integer sig = 0;
   lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
   int loaded = lua_gettop(L);
   lua_pushnil(L);
-  while (lua_next(L, loaded)) { count++; lua_pop(L, 1); }
+  /* The signature of package.loaded: its size and the identity of every
+   * module, so a module required again (a new table) is noticed too. */
+  while (lua_next(L, loaded)) {
+    sig = (lua_Integer)((lua_Unsigned)sig * 31 + (lua_Unsigned)(uintptr_t)lua_topointer(L, -1) + 1);
+    lua_pop(L, 1);
+  }
   lua_getfield(L, LUA_REGISTRYINDEX, NAMESCOUNT);
-  int fresh = !force && lua_tointeger(L, -1) == count;
+  int fresh = !force && lua_tointeger(L, -1) == sig;
   lua_pop(L, 1);
   if (fresh && lua_getfield(L, LUA_REGISTRYINDEX, NAMES) == LUA_TTABLE) {
     lua_remove(L, loaded);
@@ -268,7 +273,7 @@ static void names_push(lua_State *L, int force) {
   }
   lua_pushvalue(L, names);
   lua_setfield(L, LUA_REGISTRYINDEX, NAMES);
-  lua_pushinteger(L, count);
+  lua_pushinteger(L, sig);
   lua_setfield(L, LUA_REGISTRYINDEX, NAMESCOUNT);
   lua_remove(L, loaded);
 }
