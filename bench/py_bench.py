@@ -197,6 +197,8 @@ def w6(kind, n):
         for f in fs:
             f.result()
         peak = status_kb("VmHWM")
+        for p in children():
+            peak += status_kb("VmHWM", p) or 0
         del fs
     emit("base_kb", [base])
     emit("peak_kb", [peak])

@@ -400,7 +400,7 @@ do
       fut = per_worker(fi, fiwhy), py = per_worker(pi, piwhy),
       targets = kind == "thread" and { at_most(512, " KB") } or nil }
   end
-  notes[#notes + 1] = "W6: each measured in a child process of its own (VmHWM for the peak; "
+  notes[#notes + 1] = "W6: each measured in a child process of its own (peak = VmHWM of it plus its worker processes; "
     .. "per idle worker = the process's RSS growth plus the workers' own VmRSS, over 2); "
     .. "Python's process pool is skipped at 1M tasks (about 150 s). Threads: <= 300 MB, pool of 2 < 1 MB."
 end

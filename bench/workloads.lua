@@ -155,19 +155,24 @@ function W.w5(kind, n, reps)
 end
 
 -- W6 (run in a child of its own, see bench/mem.lua): peak RSS while n
--- tiny tasks are submitted, held and collected.
+-- tiny tasks are submitted, held and collected (this process's VmHWM plus
+-- that of its worker processes, if any).
 function W.w6(kind, n)
   local base = C.status_kb("VmRSS")
   local t0 = clock()
-  local peak
+  local peak, kids = nil, 0
   do
     local ex <close> = W.executor(kind)
     local fs = {}
     for i = 1, n do fs[i] = ex:submit(inc, i) end
     for i = 1, n do fs[i]:result() end
     peak = C.status_kb("VmHWM")
+    for _, pid in ipairs(C.children()) do   -- worker processes' own peaks
+      kids = kids + (C.status_kb("VmHWM", pid) or 0)
+    end
   end
-  return { base_kb = { base }, peak_kb = { peak }, seconds = { clock() - t0 } }
+  return { base_kb = { base }, peak_kb = { peak + kids }, workers_peak_kb = { kids },
+           seconds = { clock() - t0 } }
 end
 
 -- RSS of an idle pool whose workers have all started: this process's
