@@ -51,6 +51,9 @@ enum {
 #define LOADCACHE "futures.loadcache"  /* blob id -> loaded closure */
 #define NAMES "futures.names"          /* C function or module -> name */
 #define NAMESCOUNT "futures.namessig"
+#define SEEN_KEY "futures.scratch.seen"   /* reused bookkeeping tables */
+#define REFS_KEY "futures.scratch.refs"
+#define MTS_KEY "futures.scratch.mts"
 #define BLOB_MT "futures.blob"
 #define LOADCACHE_MAX 1024
 
@@ -108,6 +111,44 @@ void tr_open(lua_State *L) {
   lua_pop(L, 1);
 }
 
+/* ------------------------------------------------------- scratch tables */
+
+/* The encoder's and decoder's bookkeeping tables are reused per state: a
+ * call takes one out of the registry (so an error midway leaves no dirty
+ * table behind, the next call just makes a new one) and gives it back
+ * emptied.  A big one is left to the collector instead. */
+#define SCRATCH_MAX 256
+
+static int scratch_take(lua_State *L, const char *key) {
+  if (lua_getfield(L, LUA_REGISTRYINDEX, key) == LUA_TTABLE) {
+    lua_pushnil(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, key);
+  } else {
+    lua_pop(L, 1);
+    lua_createtable(L, 4, 4);
+  }
+  return lua_gettop(L);
+}
+
+/* Empties the table at idx (n entries: integer keys 1..n if `array`, else
+ * any keys) and stores it back for the next call. */
+static void scratch_give(lua_State *L, int idx, const char *key, int n, int array) {
+  if (n > SCRATCH_MAX) return;
+  if (array) {
+    for (int i = 1; i <= n; i++) { lua_pushnil(L); lua_rawseti(L, idx, i); }
+  } else {
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+      lua_pop(L, 1);
+      lua_pushvalue(L, -1);
+      lua_pushnil(L);
+      lua_rawset(L, idx);
+    }
+  }
+  lua_pushvalue(L, idx);
+  lua_setfield(L, LUA_REGISTRYINDEX, key);
+}
+
 /* --------------------------------------------------------------- encoder */
 
 typedef struct enc {
@@ -122,6 +163,7 @@ typedef struct enc {
   char *err;
   int elided;
   size_t room;  /* what the path may fill; the rest is kept for the label */
+  int nups;     /* upvalue records in seen */
 } enc;
 
 static void put(enc *e, const void *p, size_t n) {
@@ -460,6 +502,7 @@ static int enc_function(enc *e, int idx) {
     lua_pushlightuserdata(L, lua_upvalueid(L, idx, i));
     lua_pushinteger(L, fref * 256 + i);
     lua_rawset(L, e->seen);
+    e->nups++;
     if (!enc_value(e, lua_gettop(L))) {
       char buf[80];
       snprintf(buf, sizeof buf, "(upvalue %.60s)", name && *name ? name : "?");
@@ -523,10 +566,9 @@ static int enc_value(enc *e, int idx) {
 int tr_encode(lua_State *L, int first, int n, tr_msg *m, const tr_opts *o, char err[TR_ERRLEN]) {
   first = lua_absindex(L, first);
   luaL_checkstack(L, 8, NULL);
-  enc e = {L, m, o, 0, 0, 0, 0, 0, err, 0, TR_ERRLEN - 80};
+  enc e = {L, m, o, 0, 0, 0, 0, 0, err, 0, TR_ERRLEN - 80, 0};
   err[0] = '\0';
-  lua_createtable(L, 0, 2);
-  e.seen = lua_gettop(L);
+  e.seen = scratch_take(L, SEEN_KEY);
   lua_pushnil(L);
   e.names = lua_gettop(L);
   putv(&e, (uint64_t)n);
@@ -544,6 +586,7 @@ int tr_encode(lua_State *L, int first, int n, tr_msg *m, const tr_opts *o, char 
       return 0;
     }
   }
+  scratch_give(L, e.seen, SEEN_KEY, e.nrefs + e.nups, 0);
   lua_settop(L, e.seen - 1);
   return 1;
 }
@@ -828,10 +871,8 @@ int tr_decode(lua_State *L, const tr_msg *m, size_t *pos, int lightuserdata, cha
   if (!getv(&d, &n)) return -1;
   if (n > left(&d) || n > 1000000) return bad(&d, "too many values"), -1;
   if (!lua_checkstack(L, (int)n + 8)) return bad(&d, "too many values"), -1;
-  lua_newtable(L);
-  d.refs = lua_gettop(L);
-  lua_newtable(L);
-  d.mts = lua_gettop(L);
+  d.refs = scratch_take(L, REFS_KEY);
+  d.mts = scratch_take(L, MTS_KEY);
   for (uint64_t i = 0; i < n; i++) {
     if (!dec_value(&d)) { lua_settop(L, d.refs - 1); return -1; }
   }
@@ -841,6 +882,8 @@ int tr_decode(lua_State *L, const tr_msg *m, size_t *pos, int lightuserdata, cha
     lua_setmetatable(L, -2);
     lua_pop(L, 1);
   }
+  scratch_give(L, d.mts, MTS_KEY, d.nmts, 1);
+  scratch_give(L, d.refs, REFS_KEY, d.nrefs, 1);
   lua_remove(L, d.mts);
   lua_remove(L, d.refs);
   *pos = (size_t)(d.p - m->data);
