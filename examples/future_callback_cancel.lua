@@ -2,26 +2,32 @@
 -- Python: PyMOTW-3 futures_future_callback_cancel.py
 local futures = require "futures"
 
+-- One write per line: print writes a line in pieces, so lines printed at the
+-- same moment by several threads could mix (see README, "print in tasks").
+local function say(fmt, ...)
+  io.write(fmt:format(...) .. "\n")
+end
+
 local function task(n)
-  print(("%d: sleeping"):format(n))
+  say("%d: sleeping", n)
   futures.sleep(0.2)
-  print(("%d: done"):format(n))
+  say("%d: done", n)
   return n / 10
 end
 
 local function done(fn, arg)
   if fn:cancelled() then
-    print(("%d: canceled"):format(arg))
+    say("%d: canceled", arg)
   elseif fn:done() then
-    print(("%d: not canceled"):format(arg))
+    say("%d: not canceled", arg)
   end
 end
 
 local ex = futures.ThreadPoolExecutor(2)
-print("main: starting")
+say("main: starting")
 local tasks = {}
 for i = 10, 1, -1 do
-  print(("main: submitting %d"):format(i))
+  say("main: submitting %d", i)
   local f = ex:submit(task, i)
   f:add_done_callback(function(fn) done(fn, i) end)
   tasks[#tasks + 1] = { i, f }
@@ -34,7 +40,7 @@ while not (tasks[1][2]:running() and tasks[2][2]:running()) do futures.sleep(0.0
 for k = #tasks, 1, -1 do
   local i, t = tasks[k][1], tasks[k][2]
   if not t:cancel() then   -- false: it is already running (or finished)
-    print(("main: did not cancel %d"):format(i))
+    say("main: did not cancel %d", i)
   end
 end
 ex:shutdown()

@@ -3,27 +3,33 @@
 -- Python: PyMOTW-3 futures_future_exception.py
 local futures = require "futures"
 
+-- One write per line: print writes a line in pieces, so lines printed at the
+-- same moment by several threads could mix (see README, "print in tasks").
+local function say(fmt, ...)
+  io.write(fmt:format(...) .. "\n")
+end
+
 local function task(n)
-  print(("%d: starting"):format(n))
+  say("%d: starting", n)
   error(("the value %d is no good"):format(n), 0)  -- level 0: no position
 end
 
 local ex <close> = futures.ThreadPoolExecutor(2)
-print("main: starting")
+say("main: starting")
 local f = ex:submit(task, 5)
 
 local err = f:exception()        -- waits, then returns the error value
-print(("main: error: %s"):format(err))
+say("main: error: %s", err)
 
 local ok, e = pcall(f.result, f) -- result() re-raises (a copy of) the error
 if not ok then
-  print(('main: saw error "%s" when accessing result'):format(e))
+  say('main: saw error "%s" when accessing result', e)
 end
 
 -- The worker's traceback is kept too, for debugging.
-print("main: worker traceback:\n" .. f:traceback())
+say("main: worker traceback:\n%s", f:traceback())
 
 -- Any Lua value can be an error: a table crosses with its fields.
 local g = ex:submit(function() error({ code = 42, why = "bad input" }) end)
 local t = g:exception()
-print(("main: error table: code=%d why=%s"):format(t.code, t.why))
+say("main: error table: code=%d why=%s", t.code, t.why)

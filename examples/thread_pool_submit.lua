@@ -2,18 +2,24 @@
 -- Python: PyMOTW-3 futures_thread_pool_submit.py
 local futures = require "futures"
 
+-- One write per line: print writes a line in pieces, so lines printed at the
+-- same moment by several threads could mix (see README, "print in tasks").
+local function say(fmt, ...)
+  io.write(fmt:format(...) .. "\n")
+end
+
 local function task(n)
-  print(("%s: sleeping %d"):format(futures.current_worker(), n))
+  say("%s: sleeping %d", futures.current_worker(), n)
   futures.sleep(n / 10)
-  print(("%s: done with %d"):format(futures.current_worker(), n))
+  say("%s: done with %d", futures.current_worker(), n)
   return n / 10
 end
 
 local ex <close> = futures.ThreadPoolExecutor(2)
-print("main: starting")
+say("main: starting")
 local f = ex:submit(task, 5)
-print("main: future: " .. tostring(f))
-print("main: waiting for results")
+say("main: future: %s", tostring(f))
+say("main: waiting for results")
 local result = f:result()
-print("main: result: " .. result)
-print("main: future after result: " .. tostring(f))
+say("main: result: %s", result)
+say("main: future after result: %s", tostring(f))
