@@ -24,6 +24,20 @@
  * the pool: its calls in flight and every pending one fail with
  * BrokenProcessPool.  Every child is reaped by its proxy.
  *
+ * Monitor: a proxy waiting for work sleeps on the pool's condition, not on
+ * its pipes, so it cannot see its worker die.  One monitor thread per pool
+ * (started with the first worker process, stopped and joined by the last
+ * proxy to exit) poll()s a duplicate of every worker's result pipe for
+ * POLLHUP only.  A worker that ends while its proxy waits for work breaks
+ * the pool at once (as in Python: later submits raise); one that ends
+ * while its proxy is busy is left to the proxy, which sees the end on its
+ * own pipes.  pd->mu guards the process list and the monitor's state; it
+ * is never held with the pool's lock.
+ *
+ * Killing: kill_workers/terminate_workers signal every listed process and
+ * leave the signal in pd->kill_sig, so a process spawned a moment later
+ * (its future already taken) is signalled as it is listed.
+ *
  * Signals: proxies, like all workers, block every signal, so a write to a
  * dead worker's pipe gives EPIPE here instead of killing the host.
  */
@@ -37,7 +51,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include "lauxlib.h"
 #include "clock.h"
@@ -52,11 +68,28 @@ extern char **environ;
 #define WINDOW_MAX 256
 #define BROKEN_MSG "A process in the process pool was terminated abruptly while the future was running or pending."
 
+/* A live worker process, as the monitor and kill_workers see it. */
+typedef struct wproc {
+  pid_t pid;
+  int fd;                      /* a duplicate of its result pipe: HUP once it ends */
+  int watch;                   /* its proxy waits for work, not on the pipes */
+  int hup;                     /* the monitor saw it end */
+} wproc;
+
+enum { MON_NONE, MON_RUNNING, MON_STOPPING };
+
 typedef struct procdata {
   char *worker_path;
-  pthread_mutex_t mu;          /* guards pids */
-  pid_t *pids;
-  int npids, cappids;
+  pool_t *p;                   /* not a reference: only proxies (which hold one) use it */
+  pthread_mutex_t mu;          /* guards everything below */
+  pthread_cond_t stopped;      /* the monitor went from STOPPING to NONE */
+  wproc *procs;
+  int nprocs, capprocs;
+  int kill_sig;                /* set by kill_workers: signal newcomers too */
+  int nproxies;
+  int mon;                     /* MON_* */
+  pthread_t mon_thread;
+  int mon_fd;                  /* eventfd that wakes the monitor */
 } procdata;
 
 typedef struct proc {
@@ -79,25 +112,181 @@ typedef struct proxy {
   tr_msg out, in;              /* bytes to write / read so far */
   size_t outoff;
   double avg, mark;            /* seconds per call (EWMA); last result time */
+  int ended;                   /* the monitor saw the worker end: pump finds out how */
 } proxy;
 
 /* ------------------------------------------------------------- processes */
 
-static void pids_add(procdata *pd, pid_t pid) {
-  pthread_mutex_lock(&pd->mu);
-  if (pd->npids == pd->cappids) {
-    int cap = pd->cappids ? pd->cappids * 2 : 4;
-    pid_t *n = realloc(pd->pids, (size_t)cap * sizeof *n);
-    if (n) { pd->pids = n; pd->cappids = cap; }
+/* How a worker ended, for the broken-pool message. */
+static void describe_end(char *why, size_t len, pid_t pid, int signo, int code) {
+  if (signo > 0) snprintf(why, len, " (worker %d killed by signal %d)", (int)pid, signo);
+  else if (code >= 0) snprintf(why, len, " (worker %d exited with status %d)", (int)pid, code);
+  else snprintf(why, len, " (worker %d ended)", (int)pid);
+}
+
+static void wake_monitor(procdata *pd) {
+  uint64_t one = 1;
+  if (pd->mon == MON_RUNNING && write(pd->mon_fd, &one, sizeof one) < 0) { /* full: awake anyway */ }
+}
+
+/* The monitor saw a worker end while its proxy waited for work: the pool
+ * is broken.  Its exit status follows the closing of its pipes at once;
+ * read it without reaping (the proxy reaps). */
+static void monitor_break(procdata *pd, pid_t pid) {
+  char how[96], why[256];
+  describe_end(how, sizeof how, pid, 0, -1);
+  for (int i = 0; i < 1000; i++) {
+    siginfo_t si;
+    si.si_pid = 0;
+    if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0) break;
+    if (si.si_pid == pid) {
+      if (si.si_code == CLD_EXITED) describe_end(how, sizeof how, pid, 0, si.si_status);
+      else describe_end(how, sizeof how, pid, si.si_status, -1);
+      break;
+    }
+    struct timespec ms = {0, 1000000};
+    nanosleep(&ms, NULL);
   }
-  if (pd->npids < pd->cappids) pd->pids[pd->npids++] = pid;
+  snprintf(why, sizeof why, "%s%s", BROKEN_MSG, how);
+  pool_break(pd->p, why);
+}
+
+static void *monitor_main(void *arg) {
+  procdata *pd = arg;
+  struct pollfd *pf = NULL;
+  pid_t *who = NULL;
+  int cap = 0;
+  for (;;) {
+    int n = 1;
+    pthread_mutex_lock(&pd->mu);
+    if (pd->mon == MON_STOPPING) { pthread_mutex_unlock(&pd->mu); break; }
+    if (cap < pd->nprocs + 1) {
+      int c = pd->nprocs + 8;
+      struct pollfd *npf = realloc(pf, (size_t)c * sizeof *npf);
+      if (npf) pf = npf;
+      pid_t *nwho = npf ? realloc(who, (size_t)c * sizeof *nwho) : NULL;
+      if (nwho) { who = nwho; cap = c; }
+    }
+    if (cap == 0) { pthread_mutex_unlock(&pd->mu); break; }   /* no memory: no monitor */
+    pf[0].fd = pd->mon_fd;
+    pf[0].events = POLLIN;
+    for (int i = 0; i < pd->nprocs && n < cap; i++) {
+      wproc *w = &pd->procs[i];
+      if (w->fd < 0 || w->hup) continue;
+      pf[n].fd = w->fd;
+      pf[n].events = 0;   /* POLLHUP and POLLERR only: results are the proxy's */
+      who[n++] = w->pid;
+    }
+    pthread_mutex_unlock(&pd->mu);
+    if (poll(pf, (nfds_t)n, -1) < 0) continue;
+    if (pf[0].revents) {
+      uint64_t v;
+      if (read(pd->mon_fd, &v, sizeof v) < 0) { /* nothing to read: fine */ }
+    }
+    for (int i = 1; i < n; i++) {
+      if (!pf[i].revents) continue;
+      int broke = 0;
+      pthread_mutex_lock(&pd->mu);
+      for (int j = 0; j < pd->nprocs; j++) {
+        wproc *w = &pd->procs[j];
+        if (w->pid != who[i] || w->fd != pf[i].fd) continue;
+        w->hup = 1;
+        broke = w->watch;
+      }
+      pthread_mutex_unlock(&pd->mu);
+      if (broke) monitor_break(pd, who[i]);
+    }
+  }
+  free(pf);
+  free(who);
+  return NULL;
+}
+
+/* Lists a new worker process (fd: a duplicate of its result pipe, or -1),
+ * starting the monitor if none runs.  With pd->mu held. */
+static void procs_add(procdata *pd, pid_t pid, int fd) {
+  if (pd->nprocs == pd->capprocs) {
+    int cap = pd->capprocs ? pd->capprocs * 2 : 4;
+    wproc *n = realloc(pd->procs, (size_t)cap * sizeof *n);
+    if (n) { pd->procs = n; pd->capprocs = cap; }
+  }
+  if (pd->nprocs == pd->capprocs) {   /* no memory: unlisted, unkillable by kill_workers */
+    if (fd >= 0) close(fd);
+    return;
+  }
+  while (pd->mon == MON_STOPPING) pthread_cond_wait(&pd->stopped, &pd->mu);
+  if (pd->mon == MON_NONE && fd >= 0) {
+    pd->mon_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (pd->mon_fd >= 0 && pthread_create(&pd->mon_thread, NULL, monitor_main, pd) == 0) {
+      pd->mon = MON_RUNNING;
+    } else if (pd->mon_fd >= 0) {
+      close(pd->mon_fd);
+      pd->mon_fd = -1;
+    }
+  }
+  if (pd->mon != MON_RUNNING && fd >= 0) { close(fd); fd = -1; }   /* unwatched */
+  pd->procs[pd->nprocs++] = (wproc){pid, fd, 0, 0};
+  if (pd->kill_sig) kill(pid, pd->kill_sig);
+  wake_monitor(pd);
+}
+
+static wproc *procs_find(procdata *pd, pid_t pid) {
+  for (int i = 0; i < pd->nprocs; i++)
+    if (pd->procs[i].pid == pid) return &pd->procs[i];
+  return NULL;
+}
+
+static void procs_remove(procdata *pd, pid_t pid) {
+  pthread_mutex_lock(&pd->mu);
+  wproc *w = procs_find(pd, pid);
+  if (w) {
+    if (w->fd >= 0) close(w->fd);
+    *w = pd->procs[--pd->nprocs];
+  }
   pthread_mutex_unlock(&pd->mu);
 }
 
-static void pids_remove(procdata *pd, pid_t pid) {
+/* A proxy about to wait for work tells the monitor to watch its worker;
+ * 0 if that worker already ended (the proxy must not sleep). */
+static int watch_begin(procdata *pd, pid_t pid) {
   pthread_mutex_lock(&pd->mu);
-  for (int i = 0; i < pd->npids; i++)
-    if (pd->pids[i] == pid) { pd->pids[i] = pd->pids[--pd->npids]; break; }
+  wproc *w = procs_find(pd, pid);
+  int alive = !w || !w->hup;
+  if (w && alive) w->watch = 1;
+  pthread_mutex_unlock(&pd->mu);
+  return alive;
+}
+
+static void watch_end(procdata *pd, pid_t pid) {
+  pthread_mutex_lock(&pd->mu);
+  wproc *w = procs_find(pd, pid);
+  if (w) w->watch = 0;
+  pthread_mutex_unlock(&pd->mu);
+}
+
+static void proxy_enter(procdata *pd) {
+  pthread_mutex_lock(&pd->mu);
+  pd->nproxies++;
+  pthread_mutex_unlock(&pd->mu);
+}
+
+/* The last proxy out stops the monitor and joins it, so no thread of ours
+ * outlives the pool's last worker thread. */
+static void proxy_leave(procdata *pd) {
+  pthread_mutex_lock(&pd->mu);
+  int last = --pd->nproxies == 0 && pd->mon == MON_RUNNING;
+  if (last) {
+    wake_monitor(pd);
+    pd->mon = MON_STOPPING;
+  }
+  pthread_mutex_unlock(&pd->mu);
+  if (!last) return;
+  pthread_join(pd->mon_thread, NULL);
+  pthread_mutex_lock(&pd->mu);
+  close(pd->mon_fd);
+  pd->mon_fd = -1;
+  pd->mon = MON_NONE;
+  pthread_cond_broadcast(&pd->stopped);
   pthread_mutex_unlock(&pd->mu);
 }
 
@@ -146,8 +335,11 @@ static int spawn_worker(proxy *x, char *err, size_t errlen) {
   x->pr.to = tp[1];
   x->pr.from = rp[0];
   x->pr.nknown = 0;
+  x->ended = 0;
   x->pr.tasks_left = p->max_tasks > 0 ? p->max_tasks : -1;
-  pids_add(x->pd, pid);
+  pthread_mutex_lock(&x->pd->mu);
+  procs_add(x->pd, pid, fcntl(rp[0], F_DUPFD_CLOEXEC, 10));
+  pthread_mutex_unlock(&x->pd->mu);
 
   size_t s = wire_begin(&x->out, W_HELLO);
   const char *path = p->path ? p->path : "", *cpath = p->cpath ? p->cpath : "";
@@ -173,12 +365,12 @@ static void reap(proxy *x, char *why, size_t len) {
   pid_t r;
   while ((r = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
     ;
-  pids_remove(x->pd, pid);
+  procs_remove(x->pd, pid);
   x->pr.pid = -1;
   if (!why) return;
-  if (r < 0) snprintf(why, len, " (worker %d ended)", (int)pid);
-  else if (WIFSIGNALED(status)) snprintf(why, len, " (worker %d killed by signal %d)", (int)pid, WTERMSIG(status));
-  else snprintf(why, len, " (worker %d exited with status %d)", (int)pid, WEXITSTATUS(status));
+  if (r < 0) describe_end(why, len, pid, 0, -1);
+  else if (WIFSIGNALED(status)) describe_end(why, len, pid, WTERMSIG(status), -1);
+  else describe_end(why, len, pid, 0, WEXITSTATUS(status));
 }
 
 /* ---------------------------------------------------------------- frames */
@@ -343,7 +535,12 @@ static int feed(proxy *x, int room, int *stop, char *why, size_t len) {
   fut_t *got[WINDOW_MAX];
   int n = 0;
   int idle = x->count == 0 && x->outoff == x->out.len;
+  /* Sleeping for work, the proxy leaves its worker to the monitor; if that
+   * worker already ended, it does not sleep: pump() sees the end. */
+  int watched = idle && x->pr.pid >= 0;
+  if (watched && !watch_begin(x->pd, x->pr.pid)) idle = watched = 0, x->ended = 1;
   fut_t *f = pool_take(x->p, idle, got + 1, room - 1, &n);
+  if (watched) watch_end(x->pd, x->pr.pid);
   if (!f) { if (idle) *stop = 1; return 1; }
   got[0] = f;
   n++;
@@ -369,30 +566,40 @@ static void *proxy_main(void *arg) {
   x.pr.to = x.pr.from = -1;
   msg_init(&x.out);
   msg_init(&x.in);
+  proxy_enter(x.pd);
   char why[256] = "", how[96] = "";
   int broken = 0;
   for (;;) {
     /* A retired worker: collect its exit, the next call starts a new one. */
     if (x.pr.pid >= 0 && x.pr.tasks_left == 0 && x.count == 0 && x.outoff == x.out.len) {
+      close(x.pr.to);   /* end of input: the worker exits */
+      x.pr.to = -1;
       while (pump(&x))
         ;
       if (x.in.len && !take_results(&x, why, sizeof why)) { broken = 1; break; }
       reap(&x, NULL, 0);
     }
     int room = window(&x) - x.count;
-    if (x.pr.tasks_left > 0 && room > x.pr.tasks_left) room = (int)x.pr.tasks_left;
+    /* Never more calls than the worker (or the next one) has left. */
+    long left = x.pr.pid >= 0 ? x.pr.tasks_left : x.p->max_tasks > 0 ? x.p->max_tasks : -1;
+    if (left > 0 && room > left) room = (int)left;
     if (room > 0 && !(x.pr.pid >= 0 && x.pr.tasks_left == 0)) {
       int stop = 0;
       if (!feed(&x, room, &stop, why, sizeof why)) { broken = 1; break; }
       if (stop) break;
     }
     if (x.pr.pid < 0) continue;
+    /* Nothing in flight (every call taken was cancelled): wait for work,
+     * not on a worker that has nothing to say. */
+    if (x.count == 0 && x.outoff == x.out.len && !x.ended) continue;
     if (!pump(&x)) {
       /* The worker ended.  Results it wrote before are still good. */
-      take_results(&x, why, sizeof why);
-      if (x.count == 0 && x.pr.tasks_left == 0) { reap(&x, NULL, 0); continue; }
+      int good = take_results(&x, why, sizeof why);
+      if (good && !x.in.len && x.count == 0 && x.pr.tasks_left == 0) { reap(&x, NULL, 0); continue; }
       reap(&x, how, sizeof how);
-      snprintf(why, sizeof why, "%s%s", BROKEN_MSG, how);
+      if (good && x.in.len) snprintf(why, sizeof why, "the worker ended in the middle of a frame");
+      if (good && !x.in.len) snprintf(why, sizeof why, "%s%s", BROKEN_MSG, how);
+      else snprintf(why + strlen(why), sizeof why - strlen(why), "%s", how);
       broken = 1;
       break;
     }
@@ -407,6 +614,7 @@ static void *proxy_main(void *arg) {
   free(x.pr.known);
   msg_free(&x.out);
   msg_free(&x.in);
+  proxy_leave(x.pd);
   pool_worker_exit(w);
   return NULL;
 }
@@ -417,8 +625,9 @@ static void destroy(pool_t *p) {
   procdata *pd = p->be_data;
   if (!pd) return;
   free(pd->worker_path);
-  free(pd->pids);
+  free(pd->procs);
   pthread_mutex_destroy(&pd->mu);
+  pthread_cond_destroy(&pd->stopped);
   free(pd);
 }
 
@@ -445,7 +654,8 @@ static int signal_workers(lua_State *L, int sig) {
   procdata *pd = p->be_data;
   pool_break(p, sig == SIGKILL ? "the workers were killed" : "the workers were terminated");
   pthread_mutex_lock(&pd->mu);
-  for (int i = 0; i < pd->npids; i++) kill(pd->pids[i], sig);
+  if (!pd->kill_sig) pd->kill_sig = sig;
+  for (int i = 0; i < pd->nprocs; i++) kill(pd->procs[i].pid, sig);
   pthread_mutex_unlock(&pd->mu);
   return 0;
 }
@@ -459,8 +669,8 @@ static int l_pids(lua_State *L) {
   procdata *pd = p->be_data;
   lua_newtable(L);
   pthread_mutex_lock(&pd->mu);
-  for (int i = 0; i < pd->npids; i++) {
-    lua_pushinteger(L, pd->pids[i]);
+  for (int i = 0; i < pd->nprocs; i++) {
+    lua_pushinteger(L, pd->procs[i].pid);
     lua_rawseti(L, -2, i + 1);
   }
   pthread_mutex_unlock(&pd->mu);
@@ -476,6 +686,9 @@ static int l_new(lua_State *L) {
   procdata *pd = calloc(1, sizeof *pd);
   if (!pd) return luaL_error(L, "not enough memory");
   pthread_mutex_init(&pd->mu, NULL);
+  pthread_cond_init(&pd->stopped, NULL);
+  pd->mon_fd = -1;
+  pd->p = p;
   p->be_data = pd;
   pd->worker_path = path ? strdup(path) : default_worker_path();
   if (!pd->worker_path) return luaL_error(L, "not enough memory");

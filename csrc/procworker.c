@@ -9,6 +9,7 @@
  * initializer (after telling the parent why).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,6 +149,10 @@ FUTURES_API int futures_worker_main(int argc, char **argv, void (*init)(lua_Stat
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() == 1) return 1;
   closefrom(OUT_FD + 1);               /* nothing but our pipes and stdio */
+  /* A task's own children (os.execute, io.popen) must not hold our pipes:
+   * the parent sees this process end by its result pipe closing. */
+  fcntl(IN_FD, F_SETFD, FD_CLOEXEC);
+  fcntl(OUT_FD, F_SETFD, FD_CLOEXEC);
   setvbuf(stdout, NULL, _IOLBF, 0);    /* a task's print shows up at once */
 
   tr_msg buf, out;

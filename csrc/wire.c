@@ -27,11 +27,18 @@ int wire_str(tr_msg *b, const void *p, size_t n) {
   return tr_put_varint(b, n) && wire_bytes(b, p, n);
 }
 
+static int known_type(int t) {
+  return t == W_HELLO || t == W_DEF || t == W_INIT || t == W_TASK || t == W_RESULT || t == W_FAILED;
+}
+
 int wire_frame(const unsigned char *buf, size_t len, int *type,
                const unsigned char **payload, size_t *plen, size_t *whole) {
   if (len < 4) return 0;
   size_t n = (size_t)buf[0] | (size_t)buf[1] << 8 | (size_t)buf[2] << 16 | (size_t)buf[3] << 24;
   if (n < 1 || n > WIRE_MAXFRAME) return -1;
+  /* Garbage is refused by its type byte as soon as that arrives, not after
+   * waiting for the gigabyte its first bytes happen to announce. */
+  if (len > 4 && !known_type(buf[4])) return -1;
   if (len - 4 < n) return 0;
   *type = buf[4];
   *payload = buf + 5;

@@ -29,7 +29,8 @@ int wire_bytes(tr_msg *b, const void *p, size_t n);       /* 0 on OOM */
 int wire_str(tr_msg *b, const void *p, size_t n);         /* varint length + bytes */
 
 /* Parsing: a complete frame at buf?  1 yes (type, payload, whole length),
- * 0 needs more bytes, -1 malformed. */
+ * 0 needs more bytes, -1 malformed (a bad length, or an unknown type byte
+ * as soon as it is there). */
 int wire_frame(const unsigned char *buf, size_t len, int *type,
                const unsigned char **payload, size_t *plen, size_t *whole);
 
