@@ -35,6 +35,18 @@ local CFG = {
          py_reps = { thread = { 5, 3, 1 }, process = { 3, 1, 0 } } },
   w6 = { n = 1000000, python = { thread = true, process = false } },
 }
+-- BENCH_QUICK=1: one run of everything at small sizes, to try the script
+-- out; its figures mean nothing.
+local QUICK = os.getenv("BENCH_QUICK") == "1"
+if QUICK then
+  CFG.w1.n, CFG.w1.reps, CFG.w1.py_reps = 2000, 1, { thread = 1, process = 1 }
+  CFG.w2.reps, CFG.w2.py_reps = 1, 1
+  CFG.w3.tasks, CFG.w3.reps, CFG.w3.py_reps = 20, 1, 1
+  CFG.w4.reps = 2
+  CFG.w5.sizes, CFG.w5.reps = { 100, 1000, 2000 }, { 1, 1, 1 }
+  CFG.w5.py_reps = { thread = { 1, 1, 1 }, process = { 1, 1, 0 } }
+  CFG.w6.n = 20000
+end
 local KINDS = { "thread", "process" }
 local POOL = { thread = "threads", process = "processes" }
 
@@ -107,7 +119,9 @@ local notes = {}
 
 -- row{label, pool, unit, fut, py, luv, better = "low"|"high"|nil,
 --     target = {text, check = function(row) -> ok, why}}
-local function row(r) rows[#rows + 1] = r; return r end
+local sections, current = {}, nil   -- see section() below
+local BUSY_LIMIT = 0.15   -- cores used by others that flag a workload's figures
+local function row(r) rows[#rows + 1] = r; r.section = current; return r end
 
 local function num(v) return type(v) == "number" end
 
@@ -146,11 +160,11 @@ local function no_slower_than_luv()
 end
 
 -- Cost per completion stays flat: at most `factor` times the 1,000 figure.
-local function flat(base_row, factor)
-  return { text = ("<= %gx n=1k"):format(factor), check = function(r)
+local function flat(base_row, factor, n)
+  return { text = ("<= %gx n=%d"):format(factor, n), check = function(r)
     if not num(r.fut) or not num(base_row.fut) then return nil end
     local v = r.fut / base_row.fut
-    return v <= factor, ("%.2fx of n=1k"):format(v)
+    return v <= factor, ("%.2fx of n=%d"):format(v, n)
   end }
 end
 
@@ -189,7 +203,9 @@ local function print_table()
     local tgt, st = status(r)
     local suffix = r.suffix or ""
     local function cell(x) return num(x) and fmt_num(x) .. suffix or fmt_num(x) end
-    cells[#cells + 1] = { r.label, r.pool or "", cell(r.fut), cell(r.py),
+    local sec = r.section and sections[r.section]
+    local busy = sec and sec.others and sec.others > BUSY_LIMIT
+    cells[#cells + 1] = { r.label .. (busy and " *" or ""), r.pool or "", cell(r.fut), cell(r.py),
       v and ("%.2fx"):format(v) or "", cell(r.luv), tgt, st }
   end
   local width = {}
@@ -236,11 +252,48 @@ local cpu = (read_file("/proc/cpuinfo") or ""):match("model name%s*:%s*([^\n]+)"
 local pyver = HAS_PY and capture("python3 -c 'import sys; print(sys.version.split()[0])'") or "none"
 local luvver = HAS_LUV and capture(q(LUA) .. " -e 'print(require(\"luv\").version_string())'") or "none"
 local T0 = futures.monotonic()
-local function loadavg() return ((read_file("/proc/loadavg") or "?"):match("^(%S+ %S+ %S+)")) end
-local LOAD0 = loadavg()
+
+-- Other processes' use of the machine during each workload, so that a
+-- figure taken on a busy machine is flagged: the machine's busy CPU ticks
+-- (/proc/stat) minus ours and our children's (/proc/self/stat), over the
+-- elapsed ticks, in cores.
+local NCPU = futures.cpu_count()
+
+local function machine_ticks()
+  local v = {}
+  for x in ((read_file("/proc/stat") or ""):match("^cpu%s+([^\n]+)") or ""):gmatch("%d+") do
+    v[#v + 1] = tonumber(x)
+  end
+  if #v < 8 then return nil end
+  local total = 0
+  for i = 1, 8 do total = total + v[i] end   -- guest time is already in user
+  return total - v[4] - v[5], total
+end
+
+local function own_ticks()
+  local rest = (read_file("/proc/self/stat") or ""):match("%) (.*)")
+  if not rest then return nil end
+  local f = {}
+  for x in rest:gmatch("%S+") do f[#f + 1] = x end
+  -- utime, stime, cutime, cstime are fields 14-17; rest starts at field 3
+  return tonumber(f[12]) + tonumber(f[13]) + tonumber(f[14]) + tonumber(f[15])
+end
+
+local function section(name)
+  local busy, total = machine_ticks()
+  local own = own_ticks()
+  local s = current and sections[current]
+  if s and busy and own and s.busy then
+    local dt = total - s.total
+    s.others = dt > 0 and math.max(0, (busy - s.busy) - (own - s.own)) / dt * NCPU or 0
+  end
+  current = name
+  if name then sections[name] = { busy = busy, total = total, own = own } end
+end
 
 ---------------------------------------------------------------- W1
 do
+  section("W1")
   local c = CFG.w1
   local py_res, luv_res = {}, {}
   local fut = {}
@@ -267,6 +320,7 @@ end
 
 ---------------------------------------------------------------- W2
 do
+  section("W2")
   local c = CFG.w2
   progress("W2 CPU, sequential Lua")
   local seq = median(W.w2_seq(c.reps).seq)
@@ -294,6 +348,7 @@ end
 
 ---------------------------------------------------------------- W3
 do
+  section("W3")
   local c = CFG.w3
   local mb = c.tasks * c.n * 8 / 1e6
   local function mbs(t) if num(t) then return mb / t end return t end
@@ -309,7 +364,8 @@ do
     local f, fwhy = ours(kind, W.w3, kind, c.tasks, c.n, c.reps)
     local p, pwhy = py("w3", kind, c.tasks, c.n, c.py_reps)
     local fm, pm = mbs(fig(f, fwhy, "pool")), mbs(fig(p, pwhy, "pool"))
-    row { label = "W3 transfer 200 x 50k floats, MB/s", pool = POOL[kind], better = "high",
+    row { label = ("W3 transfer %d x %dk floats, MB/s"):format(c.tasks, c.n // 1000), pool = POOL[kind],
+      better = "high",
       fut = fm, py = pm, luv = kind == "thread" and luv_mbs or nil,
       targets = { min_ratio(kind == "thread" and 6 or 3) } }
     local function rel(x, base) if num(x) and num(base) then return x / base end return x end
@@ -324,6 +380,7 @@ end
 
 ---------------------------------------------------------------- W4
 do
+  section("W4")
   local c = CFG.w4
   for _, kind in ipairs(KINDS) do
     progress("W4 startup/shutdown, %s", POOL[kind])
@@ -341,6 +398,7 @@ end
 
 ---------------------------------------------------------------- W5
 do
+  section("W5")
   local c = CFG.w5
   for _, kind in ipairs(KINDS) do
     local base = {}
@@ -357,19 +415,21 @@ do
         local r = row { label = ("W5 %s n=%d, us/future"):format(how, n), pool = POOL[kind],
           better = "low", fut = fig(f, fwhy, how, 1e6), py = fig(p, pwhy, how, 1e6) }
         if i == 1 then base[how] = r
-        elseif i == #c.sizes then r.targets = { flat(base[how], 2) } end
+        elseif i == #c.sizes then r.targets = { flat(base[how], 2, c.sizes[1]) } end
       end
     end
   end
   notes[#notes + 1] = ("W5: n tiny tasks submitted, then all awaited by wait or as_completed; time per future "
     .. "from the first submit to the end of the wait; medians of %s runs (Python threads %s, processes %s; "
-    .. "Python's process pool at 100,000 would take about half a minute and is skipped). "
-    .. "Flat = the 100,000 figure at most 2x the 1,000 one.")
-    :format(table.concat(c.reps, "/"), table.concat(c.py_reps.thread, "/"), table.concat(c.py_reps.process, "/"))
+    .. "skipped: Python's process pool, where it would take about half a minute). "
+    .. "Flat = the n=%d figure at most 2x the n=%d one.")
+    :format(table.concat(c.reps, "/"), table.concat(c.py_reps.thread, "/"), table.concat(c.py_reps.process, "/"),
+      c.sizes[#c.sizes], c.sizes[1])
 end
 
 ---------------------------------------------------------------- W6
 do
+  section("W6")
   local c = CFG.w6
   for _, kind in ipairs(KINDS) do
     progress("W6 memory, %d tasks, %s", c.n, POOL[kind])
@@ -378,11 +438,12 @@ do
     else f, fwhy = lua_child("w6", kind, c.n) end
     local p, pwhy
     if c.python[kind] then p, pwhy = py("w6", kind, c.n) else pwhy = "skipped (time)" end
-    row { label = "W6 peak RSS, 1M tiny tasks held, MB", pool = POOL[kind], better = "low",
+    row { label = ("W6 peak RSS, %s tiny tasks held, MB"):format(c.n >= 1e6 and (c.n // 1e6 .. "M") or c.n),
+      pool = POOL[kind], better = "low",
       fut = fig(f, fwhy, "peak_kb", 1 / 1024), py = fig(p, pwhy, "peak_kb", 1 / 1024),
       targets = kind == "thread" and { at_most(300, " MB") } or nil }
     if f and f.seconds then
-      notes[#notes + 1] = ("W6 %s: the 1M tasks ran in %.1f s (this library)"):format(POOL[kind], f.seconds[1])
+      notes[#notes + 1] = ("W6 %s: the %d tasks ran in %.1f s (this library)"):format(POOL[kind], c.n, f.seconds[1])
     end
 
     progress("W6 idle workers, %s", POOL[kind])
@@ -402,11 +463,13 @@ do
   end
   notes[#notes + 1] = "W6: each measured in a child process of its own (peak = VmHWM of it plus its worker processes; "
     .. "per idle worker = the process's RSS growth plus the workers' own VmRSS, over 2); "
-    .. "Python's process pool is skipped at 1M tasks (about 150 s). Threads: <= 300 MB, pool of 2 < 1 MB."
+    .. "Python's process pool is skipped there (about 150 s for 1M tasks). Targets (threads): 1M tasks <= 300 MB, "
+    .. "an idle pool of 2 < 1 MB."
 end
 
 ---------------------------------------------------------------- transfer
 do
+  section("T")
   progress("transfer micro-benchmark")
   local ok, t = pcall(T.run)
   if not ok then
@@ -422,15 +485,30 @@ do
       .. "roundtrip %.2f ms, one copy %.2f ms. 16 MiB string: roundtrip %.1f ms (%.2f GB/s), one copy %.1f ms.")
       :format(t.fixed * 1e6, t.build * 1e3, t.table_rt * 1e3, t.table_copy * 1e3,
         t.string_rt * 1e3, t.string_rt_gbs, t.string_copy * 1e3)
+    notes[#notes + 1] = ("T: this machine's own pace: Lua copies the 16 MiB string (s:sub(1)) at %.2f GB/s "
+      .. "into memory the allocator reuses, %.2f GB/s into fresh memory (page faults).")
+      :format(t.lua_copy_gbs, t.lua_fresh_gbs)
   end
 end
 
 ---------------------------------------------------------------- output
+section(nil)
+if QUICK then print("BENCH_QUICK=1: one run at small sizes; these figures mean nothing") end
 print(("%s benchmarks: %d cores (%s), %s, Python %s, luv %s, 2 workers per pool; took %.0f s")
   :format(futures._VERSION or "futures", futures.cpu_count(), cpu, _VERSION, pyver, luvver,
     futures.monotonic() - T0))
-print(("load average at start %s, at end %s%s"):format(LOAD0, loadavg(),
-  tonumber(LOAD0:match("^%S+")) > 0.5 and " (the machine was busy: figures are unreliable)" or ""))
+do
+  local parts, busy = {}, false
+  for _, name in ipairs { "W1", "W2", "W3", "W4", "W5", "W6", "T" } do
+    local sec = sections[name]
+    if sec and sec.others then
+      parts[#parts + 1] = ("%s %.2f"):format(name, sec.others)
+      busy = busy or sec.others > BUSY_LIMIT
+    end
+  end
+  print(("other processes' CPU use during each workload, in cores: %s%s"):format(table.concat(parts, ", "),
+    busy and ("\n* = other processes used more than %.2f cores meanwhile: rerun on a quiet machine"):format(BUSY_LIMIT) or ""))
+end
 print("vs Py = how many times better this library's figure is than Python's (> 1: futures better)")
 print()
 print_table()
