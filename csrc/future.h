@@ -36,7 +36,6 @@ typedef struct fut {
   owner_t *cb_owner;       /* set once callbacks are added; holds a ref */
   struct fut *next;        /* executor queue link (under the pool lock) */
   struct fut *cbnext;      /* owner callback queue link (under owner lock) */
-  void *pool;              /* the executor that runs it, for cancel/accounting */
   char *traceback;         /* with OUT_ERROR, malloc'd */
   tr_msg msg;              /* the call until it starts, then the outcome */
 } fut_t;

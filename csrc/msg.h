@@ -23,8 +23,8 @@ tr_blob *tr_blob_new(const char *code, size_t len);  /* NULL if out of memory */
 void tr_blob_ref(tr_blob *b);
 void tr_blob_unref(tr_blob *b);
 
-#define MSG_INLINE 48
-#define MSG_INLINE_BLOBS 2
+#define MSG_INLINE 24   /* a tiny call or result: no allocation */
+#define MSG_INLINE_BLOBS 1
 
 typedef struct tr_msg {
   unsigned char *data;

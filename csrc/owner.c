@@ -164,8 +164,8 @@ int owner_block(lua_State *L, int (*ready)(void *), void *arg, double deadline) 
     int due = 0, rc = -1;
     pthread_mutex_lock(&o->mu);
     for (;;) {
-      if (ready(arg)) { rc = OWNER_READY; break; }
       if (o->cbq_head) { due = 1; break; }
+      if (ready(arg)) { rc = OWNER_READY; break; }
       if (hook_changed(&h)) { rc = OWNER_INTERRUPTED; break; }
       double now = clk_now();
       if (deadline >= 0 && now >= deadline) { rc = OWNER_TIMEOUT; break; }

@@ -75,6 +75,9 @@ fut_t *pool_take(pool_t *p, int wait, fut_t **extra, int more, int *nextra) {
   }
   fut_t *f = p->head;
   int n = 0;
+  /* Without waiting, a worker takes a call ahead only when there are more
+   * calls than the other workers could take. */
+  if (!wait && p->npending <= p->nworkers - 1) f = NULL;
   if (f) {
     p->head = f->next;
     p->npending--;
@@ -179,8 +182,11 @@ static void shutdown_nowait(pool_t *p, int cancel) {
   }
 }
 
+/* Done for good: shut down and no worker left.  (A pool that has not
+ * started a worker yet is not finished: its workers are still to come.) */
 static int finished(void *pool) {
-  return atomic_load(&((pool_t *)pool)->live) == 0;
+  pool_t *p = pool;
+  return atomic_load(&p->shutdown) && atomic_load(&p->live) == 0;
 }
 
 static void join(pool_t *p) {

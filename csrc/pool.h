@@ -40,7 +40,8 @@ struct pool {
   atomic_int live;            /* same, readable without the lock */
   int idle, wakeups;          /* idle workers; signals sent, not yet taken */
   int nstarted;
-  int shutdown, broken;
+  atomic_int shutdown;        /* set under mu; read without it by the owner */
+  int broken;
   char *broken_msg;
   pthread_t *threads;
   int nthreads, capthreads;

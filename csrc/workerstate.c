@@ -18,8 +18,30 @@ FUTURES_API void futures_set_worker_init(lua_State *L, futures_worker_init_fn fn
   atomic_store(&init_fn, fn);
 }
 
+/* print, but a whole line in one write: lines from several workers (and
+ * from worker processes sharing the terminal) never interleave mid-line. */
+static int ws_print(lua_State *L) {
+  int n = lua_gettop(L);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (int i = 1; i <= n; i++) {
+    if (i > 1) luaL_addchar(&b, '\t');
+    luaL_tolstring(L, i, NULL);
+    luaL_addvalue(&b);
+  }
+  luaL_addchar(&b, '\n');
+  luaL_pushresult(&b);
+  size_t len;
+  const char *line = lua_tolstring(L, -1, &len);
+  fwrite(line, 1, len, stdout);
+  fflush(stdout);
+  return 0;
+}
+
 void core_open_worker_libs(lua_State *L) {
   luaL_openlibs(L);
+  lua_pushcfunction(L, ws_print);
+  lua_setglobal(L, "print");
   futures_worker_init_fn fn = atomic_load(&init_fn);
   if (fn) fn(L, atomic_load(&init_ud));
   tr_open(L);
