@@ -7,6 +7,9 @@ local helpers = {}
 -- Generous: only a broken implementation ever waits this long.
 helpers.LONG = 10
 
+-- The interpreter for child processes: sanitizer builds run their own.
+helpers.LUA = os.getenv("FUTURES_TEST_LUA") or "lua5.4"
+
 -- Polls pred() until it is true; fails the spec after `timeout` seconds.
 function helpers.wait_until(pred, timeout, what)
   local deadline = futures.monotonic() + (timeout or helpers.LONG)
@@ -99,10 +102,10 @@ function helpers.child_env()
   return ("LUA_PATH=%s LUA_CPATH=%s"):format(shell_quote(package.path), shell_quote(package.cpath))
 end
 
--- Runs `lua5.4 [flags] -e script` in a child; returns its stdout and stderr
+-- Runs `lua5.4 [flags] -e script` (helpers.LUA) in a child; returns its stdout and stderr
 -- (merged) and the exit status (true/false, as io.close gives it).
 function helpers.run_lua(script, flags)
-  local cmd = ("%s lua5.4 %s -e %s 2>&1"):format(helpers.child_env(), flags or "", shell_quote(script))
+  local cmd = ("%s %s %s -e %s 2>&1"):format(helpers.child_env(), helpers.LUA, flags or "", shell_quote(script))
   local p = assert(io.popen(cmd, "r"))
   local out = p:read("a")
   local ok, how, code = p:close()

@@ -24,8 +24,8 @@ local ex = futures.ThreadPoolExecutor(2)
 -- returns the output, the seconds from the SIGINT to the "interrupted!"
 -- line and to the child's exit.
 local function interrupt(script)
-  local cmd = ("%s; lua5.4 -e %s 2>&1 & echo \"pid $!\"; wait $!"):format(
-    "export " .. helpers.child_env(), helpers.shell_quote(PRELUDE .. script))
+  local cmd = ("export %s; %s -e %s 2>&1 & echo \"pid $!\"; wait $!"):format(
+    helpers.child_env(), helpers.LUA, helpers.shell_quote(PRELUDE .. script))
   local p = assert(io.popen(cmd, "r"))
   local lines = {}
   local pid = p:read("l"):match("^pid (%d+)$")
