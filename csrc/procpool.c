@@ -305,14 +305,17 @@ static int spawn_worker(proxy *x, char *err, size_t errlen) {
   for (int i = 0; i < 2; i++) { tp[i] = high_fd(tp[i]); rp[i] = high_fd(rp[i]); }
   posix_spawn_file_actions_t fa;
   posix_spawnattr_t at;
-  sigset_t none, all;
-  sigemptyset(&none);
+  /* Default dispositions, and SIGINT blocked until the worker has set it
+   * to be ignored: a Ctrl-C while it starts must not kill it. */
+  sigset_t intr, all;
+  sigemptyset(&intr);
+  sigaddset(&intr, SIGINT);
   sigfillset(&all);
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, tp[0], 3);
   posix_spawn_file_actions_adddup2(&fa, rp[1], 4);
   posix_spawnattr_init(&at);
-  posix_spawnattr_setsigmask(&at, &none);
+  posix_spawnattr_setsigmask(&at, &intr);
   posix_spawnattr_setsigdefault(&at, &all);
   posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   char *argv[] = {x->pd->worker_path, NULL};
@@ -549,7 +552,10 @@ static int feed(proxy *x, int room, int *stop, char *why, size_t len) {
     fut_t *c = got[i];
     if (ok && !fut_set_running(c)) { fut_unref(c); continue; }   /* cancelled */
     if (ok && send_call(x, c, why, len)) continue;
-    ok = 0;   /* this call and the rest fail with the reason */
+    /* This call and the rest fail with the reason; the pool breaks first,
+     * so whoever sees one of them fail finds the pool broken. */
+    if (ok) pool_break(x->p, why);
+    ok = 0;
     fut_fail_msg(c, OUT_BROKEN, why);
     fut_unref(c);
   }
@@ -606,8 +612,8 @@ static void *proxy_main(void *arg) {
     if (!take_results(&x, why, sizeof why)) { broken = 1; break; }
   }
   if (broken) {
+    pool_break(x.p, why);   /* first: a failed future means a broken pool */
     fail_inflight(&x, why);
-    pool_break(x.p, why);
     if (x.pr.pid >= 0) kill(x.pr.pid, SIGKILL);
   }
   reap(&x, NULL, 0);

@@ -145,7 +145,13 @@ static int run_task(lua_State *L, wire_rd *r, defs *d, tr_msg *out) {
 FUTURES_API int futures_worker_main(int argc, char **argv, void (*init)(lua_State *worker)) {
   (void)argc;
   (void)argv;
+  /* The pool starts us with SIGINT blocked; once ignored, a pending one
+   * is discarded and it can be unblocked. */
   signal(SIGINT, SIG_IGN);
+  sigset_t intr;
+  sigemptyset(&intr);
+  sigaddset(&intr, SIGINT);
+  sigprocmask(SIG_UNBLOCK, &intr, NULL);
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() == 1) return 1;
   closefrom(OUT_FD + 1);               /* nothing but our pipes and stdio */
