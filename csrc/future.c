@@ -307,6 +307,23 @@ static int l_done(lua_State *L) {
   return 1;
 }
 
+static int tostring_p(lua_State *L) {
+  luaL_tolstring(L, 1, NULL);
+  return 1;
+}
+
+/* Reports the error value at the top (popped) with warn.  Never raises: a
+ * __tostring that fails must not unwind a wait whose waiter is on the C
+ * stack, nor skip the callbacks after this one. */
+static void warn_error(lua_State *L, const char *what) {
+  lua_pushcfunction(L, tostring_p);
+  lua_insert(L, -2);
+  int ok = lua_pcall(L, 1, 1, 0) == LUA_OK && lua_type(L, -1) == LUA_TSTRING;
+  lua_warning(L, what, 1);
+  lua_warning(L, ok ? lua_tostring(L, -1) : "(error object with no string form)", 0);
+  lua_pop(L, 1);
+}
+
 /* Runs the callbacks stored in the Future at idx, once; errors go to warn. */
 static void run_stored(lua_State *L, int idx) {
   idx = lua_absindex(L, idx);
@@ -317,18 +334,13 @@ static void run_stored(lua_State *L, int idx) {
   for (lua_Integer i = 1; i <= n; i++) {
     lua_rawgeti(L, -1, i);
     lua_pushvalue(L, idx);
-    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
-      const char *msg = luaL_tolstring(L, -1, NULL);
-      lua_warning(L, "futures: error in a done callback: ", 1);
-      lua_warning(L, msg, 0);
-      lua_pop(L, 2);
-    }
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) warn_error(L, "futures: error in a done callback: ");
   }
   lua_pop(L, 1);
 }
 
-/* Called by the owner for each future taken off its callback queue. */
-void fut_run_callbacks(lua_State *L, fut_t *f) {
+static int run_callbacks_p(lua_State *L) {
+  fut_t *f = lua_touserdata(L, 1);
   lua_getfield(L, LUA_REGISTRYINDEX, CBFUTS);
   lua_pushlightuserdata(L, f);
   if (lua_rawget(L, -2) == LUA_TUSERDATA) {
@@ -337,7 +349,15 @@ void fut_run_callbacks(lua_State *L, fut_t *f) {
     lua_rawset(L, -4);
     run_stored(L, -1);
   }
-  lua_pop(L, 2);
+  return 0;
+}
+
+/* Called by the owner for each future taken off its callback queue, from
+ * inside blocking calls: runs protected, so that it never raises. */
+void fut_run_callbacks(lua_State *L, fut_t *f) {
+  lua_pushcfunction(L, run_callbacks_p);
+  lua_pushlightuserdata(L, f);
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) warn_error(L, "futures: cannot run done callbacks: ");
   fut_unref(f);
 }
 
