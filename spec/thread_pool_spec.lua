@@ -237,6 +237,8 @@ describe("ThreadPoolExecutor", function()
       local names = { f1:result(LONG), f2:result(LONG) }
       table.sort(names)
       assert.same({ "io_0", "io_1" }, names)
+      local empty <close> = futures.ThreadPoolExecutor{ max_workers = 1, thread_name_prefix = "" }
+      assert.matches("^ThreadPoolExecutor%-%d+_0$", empty:submit(futures.current_worker):result(LONG))
     end)
 
     it("run the initializer once per worker, with initargs, and keep its globals", function()

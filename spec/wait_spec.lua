@@ -261,6 +261,41 @@ describe("futures.as_completed", function()
     assert.is_true(fs[2]:result(LONG))
   end)
 
+  it("serves several iterators and waits over the same futures", function()
+    local gs, fs = {}, {}
+    for i = 1, 4 do
+      gs[i] = gate()
+      fs[i] = ex:submit(await_gate, gs[i].path)
+    end
+    local it1 = futures.as_completed(fs, LONG)
+    local it2 = futures.as_completed({ fs[4], fs[3], fs[2], fs[1] }, LONG)
+    for i = 1, 4 do
+      gs[i].open()
+      assert.equal(fs[i], it1())
+      assert.equal(fs[i], it2())
+      local done = futures.wait(fs, LONG, futures.FIRST_COMPLETED)
+      assert.equal(i, #done)
+    end
+    assert.is_nil(it1())
+    assert.is_nil(it2())
+    for i = 1, 4 do gs[i].close() end
+  end)
+
+  it("yields a future that a callback cancels meanwhile", function()
+    local single <close> = futures.ThreadPoolExecutor(1)
+    local g <close> = gate()
+    local blocker = single:submit(await_gate, g.path)
+    local victim = single:submit(function() return 1 end)
+    local t = ex:submit(function() return "tick" end)
+    t:add_done_callback(function() victim:cancel() end)
+    local got = {}
+    for f in futures.as_completed({ victim, t }, LONG) do got[#got + 1] = f end
+    assert.equal(2, #got)
+    assert.is_true(victim:cancelled())
+    g.open()
+    blocker:result(LONG)
+  end)
+
   it("rejects bad arguments", function()
     arg_error({ "#1", "as_completed" }, futures.as_completed, "x")
     arg_error({ "#1", "as_completed" }, futures.as_completed, { 42 })

@@ -132,8 +132,9 @@ function futures.ThreadPoolExecutor(arg)
   if opts.thread_name_prefix ~= nil and type(opts.thread_name_prefix) ~= "string" then
     arg_error("ThreadPoolExecutor", 1, "thread_name_prefix must be a string")
   end
+  -- An empty prefix means the default one, as in Python.
   return core.ThreadPoolExecutor(opts.max_workers, opts.initializer, opts.initargs,
-    opts.thread_name_prefix)
+    opts.thread_name_prefix ~= "" and opts.thread_name_prefix or nil)
 end
 
 -- An iterable is a sequence table or an iterator function.
