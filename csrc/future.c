@@ -324,10 +324,11 @@ static void warn_error(lua_State *L, const char *what) {
   lua_pop(L, 1);
 }
 
-/* Runs the callbacks stored in the Future at idx, once; errors go to warn. */
-static void run_stored(lua_State *L, int idx) {
+/* Runs the callbacks stored in the Future at idx, once; errors go to warn.
+ * Returns how many ran. */
+static int run_stored(lua_State *L, int idx) {
   idx = lua_absindex(L, idx);
-  if (lua_getiuservalue(L, idx, 2) != LUA_TTABLE) { lua_pop(L, 1); return; }
+  if (lua_getiuservalue(L, idx, 2) != LUA_TTABLE) { lua_pop(L, 1); return 0; }
   lua_pushnil(L);
   lua_setiuservalue(L, idx, 2);
   lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
@@ -337,28 +338,35 @@ static void run_stored(lua_State *L, int idx) {
     if (lua_pcall(L, 1, 0, 0) != LUA_OK) warn_error(L, "futures: error in a done callback: ");
   }
   lua_pop(L, 1);
+  return (int)n;
 }
 
 static int run_callbacks_p(lua_State *L) {
   fut_t *f = lua_touserdata(L, 1);
+  int n = 0;
   lua_getfield(L, LUA_REGISTRYINDEX, CBFUTS);
   lua_pushlightuserdata(L, f);
   if (lua_rawget(L, -2) == LUA_TUSERDATA) {
     lua_pushlightuserdata(L, f);
     lua_pushnil(L);
     lua_rawset(L, -4);
-    run_stored(L, -1);
+    n = run_stored(L, -1);
   }
-  return 0;
+  lua_pushinteger(L, n);
+  return 1;
 }
 
 /* Called by the owner for each future taken off its callback queue, from
- * inside blocking calls: runs protected, so that it never raises. */
-void fut_run_callbacks(lua_State *L, fut_t *f) {
+ * inside blocking calls: runs protected, so that it never raises.  Returns
+ * how many callbacks ran. */
+int fut_run_callbacks(lua_State *L, fut_t *f) {
+  int n = 0;
   lua_pushcfunction(L, run_callbacks_p);
   lua_pushlightuserdata(L, f);
-  if (lua_pcall(L, 1, 0, 0) != LUA_OK) warn_error(L, "futures: cannot run done callbacks: ");
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) warn_error(L, "futures: cannot run done callbacks: ");
+  else { n = (int)lua_tointeger(L, -1); lua_pop(L, 1); }
   fut_unref(f);
+  return n;
 }
 
 static int l_add_done_callback(lua_State *L) {

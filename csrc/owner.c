@@ -193,7 +193,6 @@ int owner_run_callbacks(lua_State *L) {
     }
     pthread_mutex_unlock(&o->mu);
     if (!f) return n;
-    fut_run_callbacks(L, f);   /* drops the queue's reference */
-    n++;
+    n += fut_run_callbacks(L, f);   /* drops the queue's reference */
   }
 }

@@ -51,7 +51,7 @@ enum { OWNER_READY, OWNER_TIMEOUT, OWNER_INTERRUPTED };
 int owner_block(lua_State *L, int (*ready)(void *), void *arg, double deadline);
 int owner_raise_interrupt(lua_State *L);
 
-/* Runs the done-callbacks due in this state; returns how many futures had
- * callbacks run. */
+/* Runs the done-callbacks due in this state; returns how many ran.  Never
+ * raises: a callback's error goes to warn. */
 int owner_run_callbacks(lua_State *L);
 #endif
