@@ -280,7 +280,7 @@ static int l_exception(lua_State *L) {
 
 static int l_traceback(lua_State *L) {
   fut_t *f = fut_check(L, 1);
-  if (atomic_load(&f->state) != F_FAILED) return 0;
+  if (atomic_load(&f->state) != F_FAILED) { lua_pushnil(L); return 1; }
   push_outcome(L, 1, f);
   lua_getfield(L, -1, "tb");
   return 1;
@@ -434,7 +434,8 @@ static int l_set_result(lua_State *L) {
 
 static int l_set_exception(lua_State *L) {
   fut_box *b = luaL_checkudata(L, 1, FUTURE_MT);
-  luaL_checkany(L, 2);
+  /* nil would read as "returned" from exception() */
+  luaL_argexpected(L, !lua_isnoneornil(L, 2), 2, "error value (not nil)");
   check_settable(L, b->f);
   lua_settop(L, 2);
   fut_fail_local(L, 1, b);
