@@ -300,6 +300,13 @@ static int high_fd(int fd) {   /* away from 0..4, which the worker uses */
 static int spawn_worker(proxy *x, char *err, size_t errlen) {
   pool_t *p = x->p;
   int tp[2], rp[2];
+  /* posix_spawn may report a program that cannot run only as an exit
+   * status 127 (old C libraries, valgrind): say it clearly first. */
+  if (access(x->pd->worker_path, X_OK) != 0) {
+    snprintf(err, errlen, "cannot start the worker program '%s': %s (name one with worker = path)",
+             x->pd->worker_path, strerror(errno));
+    return 0;
+  }
   if (pipe2(tp, O_CLOEXEC) != 0) goto fail_errno;
   if (pipe2(rp, O_CLOEXEC) != 0) { close(tp[0]); close(tp[1]); goto fail_errno; }
   for (int i = 0; i < 2; i++) { tp[i] = high_fd(tp[i]); rp[i] = high_fd(rp[i]); }
