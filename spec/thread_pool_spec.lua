@@ -310,6 +310,30 @@ describe("ThreadPoolExecutor", function()
     end)
   end)
 
+  describe("breaking", function()
+    it("fails every call submitted while the pool breaks, none stays pending", function()
+      -- submit as fast as possible while the only worker's initializer
+      -- fails: each call is either refused or failed, never left queued
+      for _ = 1, 100 do
+        local ex = futures.ThreadPoolExecutor{ max_workers = 1, initializer = function() error("no") end }
+        local fs = {}
+        while true do
+          local ok, f = pcall(ex.submit, ex, function() return 1 end)
+          if not ok then
+            assert.is_true(futures.BrokenThreadPool:is(f), tostring(f))
+            break
+          end
+          fs[#fs + 1] = f
+        end
+        local _, not_done = futures.wait(fs, 5)
+        assert.equal(0, #not_done, "calls left pending by a broken pool")
+        for _, f in ipairs(fs) do
+          assert.is_true(futures.BrokenThreadPool:is(f:exception()))
+        end
+      end
+    end)
+  end)
+
   describe("shutdown", function()
     it("waits for running and pending work, and the workers are gone", function()
       local ex = futures.ThreadPoolExecutor(2)
