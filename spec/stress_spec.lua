@@ -44,6 +44,19 @@ describe("#slow stress", function()
           assert.same({ x = j }, a)
         end
       end
+      if r > 0.9995 then
+        -- now and then, wait on a random window of recent futures
+        local window = {}
+        for j = math.max(1, i - 50), i do window[#window + 1] = fs[j] end
+        local done, not_done = futures.wait(window, 0.001, futures.FIRST_COMPLETED)
+        assert.equal(#window, #done + #not_done)
+        local seen = 0
+        local ok, e = pcall(function()
+          for f in futures.as_completed(window, 0.001) do assert.is_true(f:done()); seen = seen + 1 end
+        end)
+        assert.is_true(ok or futures.TimeoutError:is(e), tostring(e))
+        assert.is_true(seen >= #done)
+      end
       if r > 0.95 then
         cb_added[i] = true
         fs[i]:add_done_callback(function(f)
