@@ -438,7 +438,7 @@ do
     else f, fwhy = lua_child("w6", kind, c.n) end
     local p, pwhy
     if c.python[kind] then p, pwhy = py("w6", kind, c.n) else pwhy = "skipped (time)" end
-    row { label = ("W6 peak RSS, %s tiny tasks held, MB"):format(c.n >= 1e6 and (c.n // 1e6 .. "M") or c.n),
+    row { label = ("W6 peak RSS, %s tiny tasks held, MB"):format(c.n >= 1000000 and ("%dM"):format(c.n // 1000000) or c.n),
       pool = POOL[kind], better = "low",
       fut = fig(f, fwhy, "peak_kb", 1 / 1024), py = fig(p, pwhy, "peak_kb", 1 / 1024),
       targets = kind == "thread" and { at_most(300, " MB") } or nil }
