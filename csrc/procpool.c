@@ -310,6 +310,15 @@ static int spawn_worker(proxy *x, char *err, size_t errlen) {
   if (pipe2(tp, O_CLOEXEC) != 0) goto fail_errno;
   if (pipe2(rp, O_CLOEXEC) != 0) { close(tp[0]); close(tp[1]); goto fail_errno; }
   for (int i = 0; i < 2; i++) { tp[i] = high_fd(tp[i]); rp[i] = high_fd(rp[i]); }
+  if (tp[0] < 0 || tp[1] < 0 || rp[0] < 0 || rp[1] < 0) {
+    int e = errno;
+    for (int i = 0; i < 2; i++) {
+      if (tp[i] >= 0) close(tp[i]);
+      if (rp[i] >= 0) close(rp[i]);
+    }
+    errno = e;
+    goto fail_errno;
+  }
   posix_spawn_file_actions_t fa;
   posix_spawnattr_t at;
   /* Default dispositions, and SIGINT blocked until the worker has set it
@@ -558,6 +567,11 @@ static int feed(proxy *x, int room, int *stop, char *why, size_t len) {
   for (int i = 0; i < n; i++) {
     fut_t *c = got[i];
     if (ok && !fut_set_running(c)) { fut_unref(c); continue; }   /* cancelled */
+    if (ok && !wire_fits(&c->msg, 0)) {
+      fut_fail_msg(c, OUT_TRANSFER, "the call is too large to send to a worker process (2 GiB at most)");
+      fut_unref(c);
+      continue;
+    }
     if (ok && send_call(x, c, why, len)) continue;
     /* This call and the rest fail with the reason; the pool breaks first,
      * so whoever sees one of them fail finds the pool broken. */
@@ -648,7 +662,20 @@ static const pool_backend backend = {
   "ProcessPoolExecutor", "BrokenProcessPool", 1, 0, proxy_main, destroy
 };
 
-/* Where the worker program is: next to the file that holds this code. */
+/* An absolute path: a relative one is taken from the current directory
+ * now, so a host that changes directory later still finds the program. */
+static char *absolute(const char *path) {
+  if (path[0] == '/') return strdup(path);
+  char cwd[4096];
+  if (!getcwd(cwd, sizeof cwd)) return strdup(path);
+  size_t n = strlen(cwd) + strlen(path) + 2;
+  char *s = malloc(n);
+  if (s) snprintf(s, n, "%s/%s", cwd, path);
+  return s;
+}
+
+/* Where the worker program is: next to the file that holds this code
+ * (as dlopen named it, perhaps relative to the directory of the moment). */
 static char *default_worker_path(void) {
   Dl_info info;
   if (!dladdr((void *)default_worker_path, &info) || !info.dli_fname) return strdup("futures-worker");
@@ -659,7 +686,9 @@ static char *default_worker_path(void) {
   char *path = malloc(n);
   if (path) snprintf(path, n, "%s/worker", dir);
   free(copy);
-  return path;
+  char *abs = path ? absolute(path) : NULL;
+  free(path);
+  return abs;
 }
 
 static int signal_workers(lua_State *L, int sig) {
@@ -703,7 +732,7 @@ static int l_new(lua_State *L) {
   pd->mon_fd = -1;
   pd->p = p;
   p->be_data = pd;
-  pd->worker_path = path ? strdup(path) : default_worker_path();
+  pd->worker_path = path ? absolute(path) : strdup(lua_tostring(L, lua_upvalueindex(1)));
   if (!pd->worker_path) return luaL_error(L, "not enough memory");
   return 1;
 }
@@ -720,6 +749,12 @@ void ppool_open(lua_State *L) {
   lua_getfield(L, -1, "ProcessPoolExecutor_methods");
   luaL_setfuncs(L, extra, 0);
   lua_pop(L, 1);
-  lua_pushcfunction(L, l_new);
+  /* The default worker program, found once, while the module's path (if
+   * relative) still means what it meant to dlopen. */
+  char *path = default_worker_path();
+  if (!path) luaL_error(L, "not enough memory");
+  lua_pushstring(L, path);
+  free(path);
+  lua_pushcclosure(L, l_new, 1);
   lua_setfield(L, -2, "ProcessPoolExecutor");
 }

@@ -130,6 +130,14 @@ static int run_task(lua_State *L, wire_rd *r, defs *d, tr_msg *out) {
   int ok = read_by_id(r, d, &call);
   if (ok) {
     unsigned char outcome = (unsigned char)task_run(L, &call, &res, &tb, 0);
+    if (!wire_fits(&res, 1)) {   /* fail this call, not the stream */
+      static const char big[] = "the outcome is too large to send from a worker process (2 GiB at most)";
+      msg_free(&res);
+      tr_encode_string(&res, big, sizeof big - 1);
+      outcome = OUT_TRANSFER;
+      free(tb);
+      tb = NULL;
+    }
     out->len = 0;
     size_t s = wire_begin(out, W_RESULT);
     ok = s != (size_t)-1 && tr_put_varint(out, taskid) && wire_bytes(out, &outcome, 1) &&

@@ -58,6 +58,13 @@ int wire_getstr(wire_rd *r, const unsigned char **s, size_t *len) {
   return 1;
 }
 
+int wire_fits(const tr_msg *m, int inline_blobs) {
+  size_t room = WIRE_MAXFRAME - 4096, n = m->len;
+  for (int i = 0; i < m->nblobs && n <= room; i++)
+    n += 10 + (inline_blobs ? m->blobs[i]->len : 0);
+  return n <= room;
+}
+
 int wire_msg_by_id(tr_msg *b, const tr_msg *m) {
   if (!tr_put_varint(b, (uint64_t)m->nblobs)) return 0;
   for (int i = 0; i < m->nblobs; i++)

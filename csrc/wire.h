@@ -2,7 +2,8 @@
  *
  * A frame is a 4-byte little-endian length (of what follows), a type byte
  * and a payload.  Parent to worker:
- *   HELLO  name, path, cpath (each varint length + bytes)
+ *   HELLO  name, path, cpath (each varint length + bytes), max tasks
+ *          (varint; 0: the parent ends the worker by closing the pipe)
  *   DEF    wire id (varint), bytecode (rest)   a code blob, sent once per worker
  *   INIT   nblobs, wire ids..., message (rest) the initializer call
  *   TASK   task id, nblobs, wire ids..., message (rest)
@@ -38,6 +39,10 @@ int wire_frame(const unsigned char *buf, size_t len, int *type,
 typedef struct wire_rd { const unsigned char *p, *end; } wire_rd;
 int wire_varint(wire_rd *r, uint64_t *v);
 int wire_getstr(wire_rd *r, const unsigned char **s, size_t *len);
+
+/* Whether a message fits in one frame with room for its header; bigger
+ * ones fail their own future instead of corrupting the stream. */
+int wire_fits(const tr_msg *m, int inline_blobs);
 
 /* Appends a message with its blobs by wire id: nblobs, ids, bytes. */
 int wire_msg_by_id(tr_msg *b, const tr_msg *m);
