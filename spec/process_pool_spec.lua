@@ -587,6 +587,33 @@ describe("ProcessPoolExecutor", function()
     end)
   end)
 
+  it("survives a Ctrl-C to the whole process group: only the caller's wait ends", function()
+    local script = [[
+      local futures = require "futures"
+      local px <close> = futures.ProcessPoolExecutor(1)
+      local pid = px:submit(futures.getpid):result(10)
+      local f = px:submit(function() futures.sleep(0.5); return "survived", futures.getpid() end)
+      local ps = io.popen("ps -o pgid= -p " .. futures.getpid())
+      local pgid = ps:read("n")
+      ps:close()
+      local ok, e = pcall(function()
+        os.execute(("(sleep 0.1; kill -INT -%d) &"):format(pgid))
+        return f:result(10)
+      end)
+      print("interrupted", ok, tostring(e):find("interrupted") ~= nil)
+      local r, ran = f:result(10)
+      print("task", r, ran == pid)
+      print("again", px:submit(function() return "fine" end):result(10))
+    ]]
+    local cmd = ("%s setsid %s -e %s 2>&1"):format(helpers.child_env(), helpers.LUA, helpers.shell_quote(script))
+    local p = assert(io.popen(cmd, "r"))
+    local out = p:read("a")
+    p:close()
+    contains(out, "interrupted\tfalse\ttrue")
+    contains(out, "task\tsurvived\ttrue")   -- in the same worker
+    contains(out, "again\tfine")
+  end)
+
   describe("shutdown", function()
     it("waits for running and pending work; the workers are gone", function()
       local px = futures.ProcessPoolExecutor(2)
@@ -671,6 +698,22 @@ describe("ProcessPoolExecutor", function()
       contains(e, "in flight")
       assert.is_true(f:done())
       assert.equal("finished", f:result(0))
+    end)
+
+    it("at interpreter exit waits for every queued call, also after shutdown(false)", function()
+      local out, ok = helpers.run_lua([[
+        local futures = require "futures"
+        local a = futures.ProcessPoolExecutor(1)
+        for i = 1, 3 do a:submit(function(x) futures.sleep(0.01); print("a", x) end, i) end
+        local b = futures.ProcessPoolExecutor(1)
+        b:submit(function() futures.sleep(0.05); print("b ran") end)
+        b:shutdown(false)
+        print("main done")
+      ]])
+      assert.is_true(ok, out)
+      contains(out, "main done")
+      for i = 1, 3 do contains(out, "a\t" .. i .. "\n") end
+      contains(out, "b ran")
     end)
 
     it("of a garbage-collected executor still runs the queued calls", function()
