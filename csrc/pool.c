@@ -225,9 +225,17 @@ static int l_submit(lua_State *L) {
     return 1;
   }
   int start = 0;
-  fut_ref(f);
   f->next = NULL;
   pthread_mutex_lock(&p->mu);
+  /* Again under the lock: a pool that broke or shut down meanwhile (a
+   * failing initializer) must not get a call nobody will ever take. */
+  if (p->broken || p->shutdown) {
+    int broken = p->broken;
+    pthread_mutex_unlock(&p->mu);
+    if (broken) return core_error(L, p->be->broken_class, p->broken_msg);
+    return core_error(L, "ShutdownError", "cannot schedule new futures after shutdown");
+  }
+  fut_ref(f);
   if (p->tail) p->tail->next = f; else p->head = f;
   p->tail = f;
   p->npending++;
