@@ -107,8 +107,8 @@ static fut_t *take_all(pool_t *p) {
 void pool_break(pool_t *p, const char *why) {
   pthread_mutex_lock(&p->mu);
   if (!p->broken) {
+    p->broken_msg = strdup(why);   /* before the flag: submit reads it unlocked */
     p->broken = 1;
-    p->broken_msg = strdup(why);
   }
   p->shutdown = 1;
   fut_t *f = take_all(p);
@@ -207,11 +207,15 @@ static const exec_ops pool_ops = {ops_shutdown, finished, ops_join, ops_unref};
 
 /* ------------------------------------------------------------ Lua side */
 
+static const char *broken_why(pool_t *p) {
+  return p->broken_msg ? p->broken_msg : "the executor is broken";
+}
+
 static int l_submit(lua_State *L) {
   pool_t *p = pool_check(L, 1);
   if (!lua_isfunction(L, 2) && luaL_getmetafield(L, 2, "__call") == LUA_TNIL)
     return luaL_typeerror(L, 2, "callable");
-  if (p->broken) return core_error(L, p->be->broken_class, p->broken_msg);
+  if (p->broken) return core_error(L, p->be->broken_class, broken_why(p));
   if (p->shutdown) return core_error(L, "ShutdownError", "cannot schedule new futures after shutdown");
   int nvals = lua_gettop(L) - 1;
   fut_box *b = fut_push_new(L);
@@ -232,7 +236,7 @@ static int l_submit(lua_State *L) {
   if (p->broken || p->shutdown) {
     int broken = p->broken;
     pthread_mutex_unlock(&p->mu);
-    if (broken) return core_error(L, p->be->broken_class, p->broken_msg);
+    if (broken) return core_error(L, p->be->broken_class, broken_why(p));
     return core_error(L, "ShutdownError", "cannot schedule new futures after shutdown");
   }
   fut_ref(f);

@@ -41,7 +41,7 @@ struct pool {
   int idle, wakeups;          /* idle workers; signals sent, not yet taken */
   int nstarted;
   atomic_int shutdown;        /* set under mu; read without it by the owner */
-  int broken;
+  atomic_int broken;          /* likewise */
   char *broken_msg;
   pthread_t *threads;
   int nthreads, capthreads;

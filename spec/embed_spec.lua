@@ -1,6 +1,8 @@
 -- The embedding API: a C host linking Lua and libfutures.a statically
 -- (examples/embed/), with its own library in thread and process workers.
-local build = package.cpath:match("^([^;]*)/%?%.so") or "build"
+-- the build under test: where futures.core is found
+local core = assert(package.searchpath("futures.core", package.cpath))
+local build = core:match("^(.*)/futures/core%.so$")
 if build:sub(1, 1) ~= "/" then build = os.getenv("PWD") .. "/" .. build end
 
 local function run(cmd)
