@@ -66,27 +66,50 @@ static int l_current_worker(lua_State *L) {
 
 /* Test hook: copies the arguments into a private state and back, the way
  * a task's values travel, and returns the copies. */
+#define MSGBOX_MT "futures.msgbox"
+
+static int msgbox_gc(lua_State *L) {
+  msg_free(luaL_checkudata(L, 1, MSGBOX_MT));
+  return 0;
+}
+
+typedef struct roundtrip { tr_msg *m; char *err; int ok; } roundtrip;
+
+static int roundtrip_there(lua_State *W) {   /* runs protected in W */
+  roundtrip *r = lua_touserdata(W, 1);
+  size_t pos = 0;
+  int got = tr_decode(W, r->m, &pos, 1, r->err);
+  if (got < 0) return 0;
+  msg_free(r->m);
+  tr_opts o = {1, "value #%d", 0};
+  r->ok = tr_encode(W, 2, got, r->m, &o, r->err);
+  return 0;
+}
+
 static int l_roundtrip(lua_State *L) {
   int n = lua_gettop(L);
   char err[TR_ERRLEN];
   tr_opts o = {1, "argument #%d", 0};
-  tr_msg *m = lua_newuserdatauv(L, sizeof *m, 0);  /* freed below */
+  tr_msg *m = lua_newuserdatauv(L, sizeof *m, 0);   /* anchored at 1 */
   msg_init(m);
-  if (!tr_encode(L, 1, n, m, &o, err)) { msg_free(m); return core_error(L, "TransferError", err); }
-  lua_State *W = luaL_newstate();
-  if (!W) { msg_free(m); return luaL_error(L, "not enough memory"); }
-  core_open_worker_libs(W);
-  size_t pos = 0;
-  int got = tr_decode(W, m, &pos, 1, err);
-  msg_free(m);
-  int ok = got >= 0 && tr_encode(W, 1, got, m, &o, err);
+  luaL_setmetatable(L, MSGBOX_MT);
+  lua_insert(L, 1);
+  if (!tr_encode(L, 2, n, m, &o, err)) return core_error(L, "TransferError", err);
+  char *path = ws_package_field(L, "path"), *cpath = ws_package_field(L, "cpath");
+  ws_config cfg = {path, cpath, "roundtrip"};
+  lua_State *W = ws_new(&cfg, err, sizeof err);
+  free(path);
+  free(cpath);
+  if (!W) return luaL_error(L, "%s", err);
+  roundtrip r = {m, err, 0};
+  lua_pushcfunction(W, roundtrip_there);
+  lua_pushlightuserdata(W, &r);
+  if (lua_pcall(W, 1, 0, 0) != LUA_OK) snprintf(err, TR_ERRLEN, "%s", lua_tostring(W, -1));
   lua_close(W);
-  if (!ok) { msg_free(m); return core_error(L, "TransferError", err); }
-  pos = 0;
-  lua_replace(L, 1);  /* keep the message anchored while decoding */
+  if (!r.ok) return core_error(L, "TransferError", err);
   lua_settop(L, 1);
-  got = tr_decode(L, m, &pos, 1, err);
-  msg_free(m);
+  size_t pos = 0;
+  int got = tr_decode(L, m, &pos, 1, err);
   if (got < 0) return core_error(L, "TransferError", err);
   return got;
 }
@@ -106,6 +129,11 @@ FUTURES_API int luaopen_futures_core(lua_State *L) {
   tr_open(L);
   owner_get(L);   /* first, so it is finalized last: it waits for the executors */
   luaL_newlib(L, funcs);
+  if (luaL_newmetatable(L, MSGBOX_MT)) {
+    lua_pushcfunction(L, msgbox_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
   fut_open(L);
   wait_open(L);
   tpool_open(L);

@@ -30,6 +30,7 @@
 #include "core.h"
 #include "pool.h"
 #include "transfer.h"
+#include "workerstate.h"
 
 static atomic_int pool_numbers[2];   /* per kind, like Python's counters */
 
@@ -310,16 +311,6 @@ static int l_stats(lua_State *L) {
   return 4;
 }
 
-static char *dup_package_field(lua_State *L, const char *field) {
-  char *s = NULL;
-  if (lua_getglobal(L, "package") == LUA_TTABLE) {
-    if (lua_getfield(L, -1, field) == LUA_TSTRING) s = strdup(lua_tostring(L, -1));
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
-  return s;
-}
-
 static const luaL_Reg methods[] = {
   {"submit", l_submit},
   {"shutdown", l_shutdown},
@@ -380,8 +371,8 @@ pool_t *pool_push_new(lua_State *L, const pool_backend *be) {
   msg_init(&p->init);
   b->p = p;   /* from here on, __gc frees it */
   p->prefix = prefix ? strdup(prefix) : NULL;
-  p->path = dup_package_field(L, "path");
-  p->cpath = dup_package_field(L, "cpath");
+  p->path = ws_package_field(L, "path");
+  p->cpath = ws_package_field(L, "cpath");
   if (has_init) {
     /* The initializer and its arguments travel like a task's call. */
     int top = lua_gettop(L);

@@ -1,6 +1,8 @@
 /* How every worker's Lua state is born: standard libraries, the embedder's
  * hook, the creator's package paths and the worker's name. */
 #include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
 #include "lauxlib.h"
 #include "lualib.h"
 #include "core.h"
@@ -59,6 +61,16 @@ static int open_worker(lua_State *L) {
   lua_pushstring(L, c->name);
   lua_setfield(L, LUA_REGISTRYINDEX, WS_NAME_KEY);
   return 0;
+}
+
+char *ws_package_field(lua_State *L, const char *field) {
+  char *s = NULL;
+  if (lua_getglobal(L, "package") == LUA_TTABLE) {
+    if (lua_getfield(L, -1, field) == LUA_TSTRING) s = strdup(lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return s;
 }
 
 lua_State *ws_new(const ws_config *c, char *err, size_t errlen) {

@@ -11,6 +11,9 @@ typedef struct ws_config {
   const char *name;           /* what futures.current_worker() returns */
 } ws_config;
 
+/* package.path or package.cpath of L, malloc'd (NULL if unset or no memory). */
+char *ws_package_field(lua_State *L, const char *field);
+
 /* A new state, or NULL with a message in err. */
 lua_State *ws_new(const ws_config *c, char *err, size_t errlen);
 #endif
