@@ -106,6 +106,7 @@ valgrind: export EXTRA_DEPS := valgrind
 valgrind: deps all
 	$(TESTENV) FUTURES_VALGRIND=1 valgrind -q --error-exitcode=99 --leak-check=full \
 	  --errors-for-leak-kinds=definite --show-leak-kinds=definite \
+	  --child-silent-after-fork=yes --keep-debuginfo=yes \
 	  $(LUA) /usr/bin/busted --exclude-tags=slow,novalgrind $(BUSTED_ARGS)
 
 TEST_LUA ?= $(LUA)
