@@ -176,6 +176,27 @@ static void putv(enc *e, uint64_t v) {
 }
 static void putstr(enc *e, const char *s, size_t len) { putv(e, len); put(e, s, len); }
 
+/* Writes the number at idx (a float in 9 bytes, an integer as a zigzag
+ * varint); returns 1.  Shared by enc_value and the array fast path. */
+static int put_number(enc *e, int idx) {
+  if (e->m->cap - e->m->len < 11 && !msg_reserve(e->m, 11)) luaL_error(e->L, "not enough memory");
+  unsigned char *d = e->m->data + e->m->len;
+  if (lua_isinteger(e->L, idx)) {
+    uint64_t u = (uint64_t)lua_tointeger(e->L, idx);
+    u = (u << 1) ^ (uint64_t)-(int64_t)(u >> 63);
+    *d++ = T_INT;
+    while (u >= 0x80) { *d++ = (unsigned char)(u | 0x80); u >>= 7; }
+    *d++ = (unsigned char)u;
+  } else {
+    double x = lua_tonumber(e->L, idx);
+    *d++ = T_FLT;
+    memcpy(d, &x, 8);
+    d += 8;
+  }
+  e->m->len = (size_t)(d - e->m->data);
+  return 1;
+}
+
 /* Error text is built from the leaf outwards: the leaf writes " is a ...",
  * each enclosing level prepends its key. */
 static int fail(enc *e, const char *fmt, const char *a) {
@@ -242,7 +263,11 @@ static int enc_value(enc *e, int idx);
  * assigns it the next ref number and returns 0. */
 static int enc_ref(enc *e, int idx) {
   lua_State *L = e->L;
-  lua_pushvalue(L, idx);
+  /* A string is known by its object, not its contents: no hashing of a
+   * long string just to find it again. */
+  int str = lua_type(L, idx) == LUA_TSTRING;
+  if (str) lua_pushlightuserdata(L, (void *)lua_topointer(L, idx));
+  else lua_pushvalue(L, idx);
   if (lua_rawget(L, e->seen) == LUA_TNUMBER) {
     lua_Integer r = lua_tointeger(L, -1);
     lua_pop(L, 1);
@@ -251,7 +276,8 @@ static int enc_ref(enc *e, int idx) {
     return 1;
   }
   lua_pop(L, 1);
-  lua_pushvalue(L, idx);
+  if (str) lua_pushlightuserdata(L, (void *)lua_topointer(L, idx));
+  else lua_pushvalue(L, idx);
   lua_pushinteger(L, ++e->nrefs);
   lua_rawset(L, e->seen);
   return 0;
@@ -368,7 +394,10 @@ static int enc_table(enc *e, int idx) {
   put(e, pad, 5);
   int top = lua_gettop(L);
   for (lua_Integer i = 1; i <= n; i++) {
-    lua_rawgeti(L, idx, i);
+    if (lua_rawgeti(L, idx, i) == LUA_TNUMBER && put_number(e, top + 1)) {
+      lua_pop(L, 1);   /* the common array of numbers: no dispatch */
+      continue;
+    }
     if (!enc_value(e, top + 1)) {
       /* A failure leaves what it pushed: drop it before pushing, or the
        * unwinding of a deep value would outgrow the checked stack. */
@@ -520,19 +549,7 @@ static int enc_value(enc *e, int idx) {
   switch (lua_type(L, idx)) {
     case LUA_TNIL: put1(e, T_NIL); return 1;
     case LUA_TBOOLEAN: put1(e, lua_toboolean(L, idx) ? T_TRUE : T_FALSE); return 1;
-    case LUA_TNUMBER:
-      if (lua_isinteger(L, idx)) {
-        uint64_t u = (uint64_t)lua_tointeger(L, idx);
-        put1(e, T_INT);
-        putv(e, (u << 1) ^ (uint64_t)-(int64_t)(u >> 63));
-      } else {
-        double d = lua_tonumber(L, idx);
-        unsigned char b[9];
-        b[0] = T_FLT;
-        memcpy(b + 1, &d, 8);
-        put(e, b, 9);
-      }
-      return 1;
+    case LUA_TNUMBER: return put_number(e, idx);
     case LUA_TSTRING: {
       size_t len;
       const char *s = lua_tolstring(L, idx, &len);
@@ -671,7 +688,14 @@ static int dec_table(dec *d) {
   add_ref(d);
   int t = lua_gettop(L);
   for (uint64_t i = 1; i <= narr; i++) {
-    if (!dec_value(d)) return 0;
+    if (d->end - d->p >= 9 && *d->p == T_FLT) {   /* arrays of floats: no dispatch */
+      double x;
+      memcpy(&x, d->p + 1, 8);
+      d->p += 9;
+      lua_pushnumber(L, x);
+    } else if (!dec_value(d)) {
+      return 0;
+    }
     lua_rawseti(L, t, (lua_Integer)i);
   }
   for (uint64_t i = 0; i < nhash; i++) {

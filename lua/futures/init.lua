@@ -177,35 +177,35 @@ local function map(self, fn, ...)
   if chunksize < 2 or not batch then batch = nil end
 
   -- Calls are numbered 1..; futs[i] holds the future of call i, or for a
-  -- chunk, {future, first, last}.  Chunks keep their calls' order.
+  -- chunk, {future, cursor}: the chunk's results are one flat array, read
+  -- in call order (see run_chunk), so no table is made per call.
   local futs, nsub, exhausted = {}, 0, false
-  local function next_args()
-    local args = {}
+  -- Reads the next call's arguments into t[base + 1 .. base + nit].
+  local function read_args(t, base)
     for k = 1, nit do
       local v = iters[k]()
-      if v == nil then exhausted = true; return nil end
-      args[k] = v
+      if v == nil then exhausted = true; return false end
+      t[base + k] = v
     end
-    return args
+    return true
   end
   local function submit_more()
     if exhausted then return end
     if batch then
-      local calls = {}
-      for j = 1, chunksize do
-        local a = next_args()
-        if not a then break end
-        calls[j] = a
-      end
-      if #calls == 0 then return end
-      local f = batch(self, fn, calls, nit)
-      local first = nsub + 1
-      nsub = nsub + #calls
-      local chunk = { f, first }
-      for j = first, nsub do futs[j] = chunk end
+      local args, n = {}, 0
+      while n < chunksize and read_args(args, n * nit) do n = n + 1 end
+      if n == 0 then return end
+      local chunk = { batch(self, fn, args, n, nit), 0 }
+      for j = nsub + 1, nsub + n do futs[j] = chunk end
+      nsub = nsub + n
+    elseif nit == 1 then
+      local v = iters[1]()
+      if v == nil then exhausted = true; return end
+      nsub = nsub + 1
+      futs[nsub] = submit(self, fn, v)
     else
-      local a = next_args()
-      if not a then return end
+      local a = {}
+      if not read_args(a, 0) then return end
       nsub = nsub + 1
       futs[nsub] = submit(self, fn, unpack(a, 1, nit))
     end
@@ -237,11 +237,13 @@ local function map(self, fn, ...)
     if is_future(entry) then
       return taken(entry:result(left))
     end
-    -- A chunk: its future returns one {ok, n, values...} per call.
+    -- A chunk: ok, n, values... per call, one after the other.
     local res = entry[1]:result(left)
-    local r = res[i - entry[2] + 1]
-    if not r[1] then error(r[3], 0) end
-    return taken(unpack(r, 3, r[2] + 2))
+    local c = entry[2]
+    local ok, n = res[c + 1], res[c + 2]
+    entry[2] = c + 2 + n
+    if not ok then error(res[c + 3], 0) end
+    return taken(unpack(res, c + 3, c + 2 + n))
   end
   local closer = setmetatable({}, { __close = function()
     for j = i, nsub do
@@ -303,21 +305,32 @@ function futures.ProcessPoolExecutor(arg)
     nil, mt, opts.worker)
 end
 
--- Runs a chunk of map calls in one task: one {ok, n, values...} per call,
--- so that an error surfaces at its own call's turn.
-local function run_chunk(fn, calls, nargs)
-  local pack, out = table.pack, {}
-  for j = 1, #calls do
-    local r = pack(pcall(fn, unpack(calls[j], 1, nargs)))
-    out[j] = { r[1], r.n - 1, unpack(r, 2, r.n) }
+-- Writes ok, the count of values and the values at out[pos + 1 ...];
+-- returns the next position.
+local function put_outcome(out, pos, ok, ...)
+  local n = select("#", ...)
+  out[pos + 1], out[pos + 2] = ok, n
+  for k = 1, n do out[pos + 2 + k] = (select(k, ...)) end
+  return pos + 2 + n
+end
+
+-- Runs a chunk of map calls in one task.  The arguments come flat (nargs
+-- per call) and the outcomes go back flat, ok, n, values... per call, so
+-- that an error surfaces at its own call's turn and no table is made per
+-- call on either side.
+local function run_chunk(fn, args, ncalls, nargs)
+  local out, pos = {}, 0
+  for j = 0, ncalls - 1 do
+    local base = j * nargs
+    pos = put_outcome(out, pos, pcall(fn, unpack(args, base + 1, base + nargs)))
   end
   return out
 end
 
 local process_methods = core.ProcessPoolExecutor_methods
 process_methods.map = map
-function process_methods._map_batch(self, fn, calls, nargs)
-  return self:submit(run_chunk, fn, calls, nargs)
+function process_methods._map_batch(self, fn, args, ncalls, nargs)
+  return self:submit(run_chunk, fn, args, ncalls, nargs)
 end
 
 return futures
