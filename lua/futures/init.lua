@@ -63,8 +63,21 @@ local future_mt = getmetatable(Future())
 
 local function is_future(v) return getmetatable(v) == future_mt end
 
+-- Raises at the caller's line: the first frame outside this file, however
+-- deep in its helpers the check was made.
+local getinfo = debug and debug.getinfo
+local here = getinfo and getinfo(1, "S").source
 local function arg_error(fname, n, msg)
-  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
+  local level = 3
+  if getinfo then
+    level = 2
+    while true do
+      local info = getinfo(level, "S")
+      if not info or info.source ~= here then break end
+      level = level + 1
+    end
+  end
+  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), level)
 end
 
 -- nil waits forever; a negative timeout counts as 0 (do not wait).
