@@ -112,4 +112,22 @@ function helpers.run_lua(script, flags)
   return out, ok, code, how
 end
 
+-- Submits fn(i) for i = 1..n to a process pool, stopping early if submit
+-- raises BrokenProcessPool (the pool may break while we submit); returns
+-- the futures it got (at least the first).
+function helpers.submit_all(px, n, fn)
+  local futures = require "futures"
+  local fs = {}
+  for i = 1, n do
+    local ok, f = pcall(px.submit, px, fn, i)
+    if not ok then
+      assert(futures.BrokenProcessPool:is(f), tostring(f))
+      assert(i > 1, "the first submit raised")
+      break
+    end
+    fs[i] = f
+  end
+  return fs
+end
+
 return helpers

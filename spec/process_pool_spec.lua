@@ -54,22 +54,7 @@ end
 
 local function getpid() return require("futures").getpid() end
 
--- Submits fn(i) for i = 1..n, stopping early if submit raises
--- BrokenProcessPool (the pool may break while we submit); returns the
--- futures it got (at least the first).
-local function submit_all(px, n, fn)
-  local fs = {}
-  for i = 1, n do
-    local ok, f = pcall(px.submit, px, fn, i)
-    if not ok then
-      assert(futures.BrokenProcessPool:is(f), tostring(f))
-      assert(i > 1, "the first submit raised")
-      break
-    end
-    fs[i] = f
-  end
-  return fs
-end
+local submit_all = helpers.submit_all
 
 describe("ProcessPoolExecutor", function()
   local fds0
