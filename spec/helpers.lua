@@ -130,4 +130,19 @@ function helpers.submit_all(px, n, fn)
   return fs
 end
 
+-- The output of a shell command.
+function helpers.sh(cmd)
+  local p = assert(io.popen(cmd, "r"))
+  local out = p:read("a")
+  p:close()
+  return out
+end
+
+-- Descriptors open in this process (the listing's own pipe included, the
+-- same every time).
+function helpers.fd_count()
+  local pid = require("futures").getpid()
+  return tonumber(helpers.sh("ls /proc/" .. pid .. "/fd | wc -l"))
+end
+
 return helpers

@@ -16,16 +16,8 @@ local PID = futures.getpid()
 local test_lua = os.getenv("FUTURES_TEST_LUA")
 local SANITIZED = test_lua ~= nil and test_lua ~= "lua5.4"
 
-local function sh(cmd)
-  local p = assert(io.popen(cmd, "r"))
-  local out = p:read("a")
-  p:close()
-  return out
-end
+local sh, fd_count = helpers.sh, helpers.fd_count
 
-local function fd_count()
-  return tonumber(sh("ls /proc/" .. PID .. "/fd | wc -l"))
-end
 
 -- Children of this process other than the listing's own shell and ps.
 local function children()

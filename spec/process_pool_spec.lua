@@ -13,18 +13,8 @@ local raises, arg_error = helpers.raises, helpers.arg_error
 local contains = helpers.contains
 local PID = futures.getpid()
 
-local function sh(cmd)
-  local p = assert(io.popen(cmd, "r"))
-  local out = p:read("a")
-  p:close()
-  return out
-end
+local sh, fd_count = helpers.sh, helpers.fd_count
 
--- Descriptors open in this process (the listing's own pipe included, the
--- same every time).
-local function fd_count()
-  return tonumber(sh("ls /proc/" .. PID .. "/fd | wc -l"))
-end
 
 -- Children of this process, and how many of them are zombies.
 local function children()
