@@ -122,4 +122,55 @@ describe("#slow stress", function()
     end
     assert.equal(total, ok_count + cancelled)
   end)
+  it("accounts for 5,000 process-pool calls with random cancels, timeouts, chunks and shutdowns", function()
+    local seed = tonumber(os.getenv("FUTURES_SEED")) or (os.time() ~ math.floor(futures.monotonic() * 1e6))
+    print(("\nprocess stress seed: %d (FUTURES_SEED=%d replays it)"):format(seed, seed))
+    math.randomseed(seed)
+    local function task(x, pad)
+      if x % 89 == 0 then error({ x = x }) end
+      return x * 3, #pad
+    end
+    local settled = 0
+    for round = 1, 5 do
+      local px = futures.ProcessPoolExecutor{ max_workers = 2,
+        max_tasks_per_child = math.random() < 0.5 and math.random(50, 400) or nil }
+      local fs, said_cancel = {}, {}
+      for i = 1, 1000 do
+        -- random sizes: some arguments bigger than a pipe buffer
+        local pad = string.rep("p", math.random() < 0.02 and math.random(70000, 200000) or math.random(0, 64))
+        fs[i] = px:submit(task, i, pad)
+        if math.random() < 0.05 then
+          local j = math.random(1, i)
+          if fs[j]:cancel() then said_cancel[j] = true end
+        end
+        if math.random() < 0.01 then pcall(fs[math.random(1, i)].result, fs[math.random(1, i)], 0) end
+      end
+      -- a chunked map racing with the submits' completions
+      local n = 0
+      for k, v in px:map(function(x) return x + 1 end, { 1, 2, 3, 4, 5, 6, 7, 8 }, { chunksize = 3 }) do
+        assert.equal(k + 1, v)
+        n = n + 1
+      end
+      assert.equal(8, n)
+      px:shutdown(true, math.random() < 0.3)
+      for i, f in ipairs(fs) do
+        assert.is_true(f:done())
+        if said_cancel[i] then
+          assert.is_true(f:cancelled())
+        elseif not f:cancelled() then
+          local ok, a, b = pcall(f.result, f, 0)
+          if i % 89 == 0 then
+            assert.is_false(ok)
+            assert.equal(i, a.x)
+          else
+            assert.is_true(ok, tostring(a))
+            assert.equal(i * 3, a)
+            assert.is_number(b)
+          end
+        end
+        settled = settled + 1
+      end
+    end
+    assert.equal(5000, settled)
+  end)
 end)
