@@ -17,6 +17,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 #include "lauxlib.h"
+#include "clock.h"
 #include "futures.h"
 #include "future.h"
 #include "task.h"
@@ -60,27 +61,59 @@ static void defs_free(defs *d) {
   free(d->blobs);
 }
 
-/* Reads one whole frame into buf; 0 at end of input, -1 on error. */
-static int read_frame(tr_msg *buf, int *type, wire_rd *r) {
-  buf->len = 0;
-  size_t need = 4, whole = 0;
+/* Results wait in `out` while more calls are already here, so a window of
+ * calls costs one read and one write; they go out before the worker would
+ * block for input, or once the oldest is FLUSH_AFTER old (a slow call's
+ * result never waits behind the next call). */
+#define FLUSH_AFTER 0.0005
+#define READ_CHUNK 65536
+
+typedef struct io {
+  tr_msg in;            /* bytes read, from `off` on not yet used */
+  size_t off, used;     /* used: the frame handed out last */
+  tr_msg out;           /* result frames not yet written */
+  double out_since;
+} io;
+
+static int write_all(const unsigned char *p, size_t n);
+
+static int flush(io *x) {
+  if (!x->out.len) return 1;
+  int ok = write_all(x->out.data, x->out.len);
+  x->out.len = 0;
+  return ok;
+}
+
+/* The next frame; 1, 0 at the end of input, -1 on error.  The payload in
+ * r stays valid until the next call. */
+static int read_frame(io *x, int *type, wire_rd *r) {
+  x->off += x->used;
+  x->used = 0;
   for (;;) {
+    size_t have = x->in.len - x->off, whole;
     const unsigned char *payload;
     size_t plen;
-    if (buf->len >= 4) {
-      int rc = wire_frame(buf->data, buf->len, type, &payload, &plen, &whole);
+    size_t want = READ_CHUNK;
+    if (have >= 4) {
+      int rc = wire_frame(x->in.data + x->off, have, type, &payload, &plen, &whole);
       if (rc < 0) return -1;
-      if (rc > 0) { r->p = payload; r->end = payload + plen; return 1; }
-      need = ((size_t)buf->data[0] | (size_t)buf->data[1] << 8 | (size_t)buf->data[2] << 16 |
-              (size_t)buf->data[3] << 24) + 4;
+      if (rc > 0) { r->p = payload; r->end = payload + plen; x->used = whole; return 1; }
+      const unsigned char *h = x->in.data + x->off;
+      size_t need = ((size_t)h[0] | (size_t)h[1] << 8 | (size_t)h[2] << 16 | (size_t)h[3] << 24) + 4;
+      if (need - have > want) want = need - have;
+      if (want > (1 << 20)) want = 1 << 20;   /* grow as bytes arrive, not on trust */
     }
-    size_t want = need - buf->len;
-    if (want > (1 << 20)) want = 1 << 20;   /* grow as bytes arrive, not on trust */
-    if (!msg_reserve(buf, want)) return -1;
-    ssize_t got = read(IN_FD, buf->data + buf->len, want);
+    if (x->off) {   /* keep the unused bytes at the front */
+      memmove(x->in.data, x->in.data + x->off, have);
+      x->in.len = have;
+      x->off = 0;
+    }
+    if (!flush(x)) return -1;   /* about to block: results first */
+    if (!msg_reserve(&x->in, want)) return -1;
+    ssize_t got = read(IN_FD, x->in.data + x->in.len, x->in.cap - x->in.len);
     if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) return got == 0 && buf->len == 0 ? 0 : -1;
-    buf->len += (size_t)got;
+    if (got <= 0) return got == 0 && have == 0 ? 0 : -1;
+    x->in.len += (size_t)got;
   }
 }
 
@@ -120,7 +153,8 @@ static int send_failed(const char *why) {
   return ok;
 }
 
-static int run_task(lua_State *L, wire_rd *r, defs *d, tr_msg *out) {
+static int run_task(lua_State *L, wire_rd *r, defs *d, io *x) {
+  tr_msg *out = &x->out;
   uint64_t taskid;
   tr_msg call, res;
   char *tb;
@@ -138,12 +172,15 @@ static int run_task(lua_State *L, wire_rd *r, defs *d, tr_msg *out) {
       free(tb);
       tb = NULL;
     }
-    out->len = 0;
+    if (!out->len) x->out_since = clk_now();
     size_t s = wire_begin(out, W_RESULT);
     ok = s != (size_t)-1 && tr_put_varint(out, taskid) && wire_bytes(out, &outcome, 1) &&
          wire_str(out, tb ? tb : "", tb ? strlen(tb) : 0) && wire_msg_inline(out, &res);
     free(tb);
-    if (ok) { wire_end(out, s); ok = write_all(out->data, out->len); }
+    if (ok) {
+      wire_end(out, s);
+      if (out->len > READ_CHUNK || clk_now() - x->out_since > FLUSH_AFTER) ok = flush(x);
+    }
   }
   msg_free(&call);
   msg_free(&res);
@@ -169,17 +206,17 @@ FUTURES_API int futures_worker_main(int argc, char **argv, void (*init)(lua_Stat
   fcntl(OUT_FD, F_SETFD, FD_CLOEXEC);
   setvbuf(stdout, NULL, _IOLBF, 0);    /* a task's print shows up at once */
 
-  tr_msg buf, out;
+  io x = {0};
   defs d = {0};
   wire_rd r;
   int type, status = 2;
-  msg_init(&buf);
-  msg_init(&out);
+  msg_init(&x.in);
+  msg_init(&x.out);
   lua_State *L = NULL;
   char err[256];
   long max_tasks = 0, done = 0;
 
-  if (read_frame(&buf, &type, &r) != 1 || type != W_HELLO) goto out;
+  if (read_frame(&x, &type, &r) != 1 || type != W_HELLO) goto out;
   {
     const unsigned char *s[3];
     size_t n[3];
@@ -197,7 +234,7 @@ FUTURES_API int futures_worker_main(int argc, char **argv, void (*init)(lua_Stat
     if (init) init(L);
   }
   for (;;) {
-    int rc = read_frame(&buf, &type, &r);
+    int rc = read_frame(&x, &type, &r);
     if (rc == 0) { status = 0; break; }
     if (rc < 0) break;
     if (type == W_DEF) {
@@ -208,18 +245,19 @@ FUTURES_API int futures_worker_main(int argc, char **argv, void (*init)(lua_Stat
       msg_init(&call);
       int ok = read_by_id(&r, &d, &call) && task_init(L, &call, err, sizeof err, 0);
       msg_free(&call);
-      if (!ok) { send_failed(err); status = 3; break; }
+      if (!ok) { flush(&x); send_failed(err); status = 3; break; }
     } else if (type == W_TASK) {
-      if (!run_task(L, &r, &d, &out)) break;
+      if (!run_task(L, &r, &d, &x)) break;
       if (max_tasks > 0 && ++done >= max_tasks) { status = 0; break; }
     } else {
       break;
     }
   }
 out:
+  flush(&x);   /* results of a retiring worker, before it exits */
   if (L) lua_close(L);
   defs_free(&d);
-  msg_free(&buf);
-  msg_free(&out);
+  msg_free(&x.in);
+  msg_free(&x.out);
   return status;
 }
