@@ -154,7 +154,8 @@ check["shutdown.lua"] = function(out)
   assert.truthy(out:match("shutdown%(false%) took 0%.0 s"))
   has_lines(out, { "later: done done done done",
     "false\ttrue\tfutures.ShutdownError: cannot schedule new futures after shutdown" })
-  assert.truthy(out:match("<ThreadPoolExecutor max_workers=2 workers=0 pending=0 shutdown>"))
+  -- after shutdown(false), its workers may still be on their way out
+  assert.truthy(out:match("<ThreadPoolExecutor max_workers=2 workers=%d pending=0 shutdown>"))
 end
 
 check["read_files.lua"] = function(out)
