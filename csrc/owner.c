@@ -151,6 +151,14 @@ static int hook_changed(const hookmark *h) {
   return lua_gethookmask(h->main) != h->mask || lua_gethook(h->main) != h->hook;
 }
 
+/* lua.c's Ctrl-C hook: every event, count 1.  On the main thread it fires
+ * before a wait could begin; a wait in a coroutine must notice one already
+ * set, since it fires only once the main thread runs again. */
+static int interrupt_pending(lua_State *L, const hookmark *h) {
+  return L != h->main && h->mask == (LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT) &&
+         lua_gethookcount(h->main) == 1;
+}
+
 int owner_raise_interrupt(lua_State *L) {
   hookmark h = hook_now(L);
   lua_sethook(h.main, NULL, 0, 0);  /* the hook would fire again later */
@@ -160,6 +168,7 @@ int owner_raise_interrupt(lua_State *L) {
 int owner_block(lua_State *L, int (*ready)(void *), void *arg, double deadline) {
   owner_t *o = owner_get(L);
   hookmark h = hook_now(L);
+  if (interrupt_pending(L, &h)) return OWNER_INTERRUPTED;
   for (;;) {
     int due = 0, rc = -1;
     pthread_mutex_lock(&o->mu);

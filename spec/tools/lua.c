@@ -19,7 +19,7 @@ static void lstop(lua_State *L, lua_Debug *ar) {
 
 static void laction(int sig) {
   signal(sig, SIG_DFL);
-  lua_sethook(globalL, lstop, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+  lua_sethook(globalL, lstop, LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT, 1);  /* as lua.c */
 }
 
 static int msghandler(lua_State *L) {
