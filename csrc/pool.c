@@ -258,8 +258,6 @@ static int l_submit(lua_State *L) {
   return 1;
 }
 
-static int all_gone(void *pool) { return finished(pool); }
-
 /* ex:shutdown([wait [, cancel_futures]]) */
 static int l_shutdown(lua_State *L) {
   pool_t *p = pool_check(L, 1);
@@ -267,7 +265,7 @@ static int l_shutdown(lua_State *L) {
   shutdown_nowait(p, lua_toboolean(L, 3));
   owner_run_callbacks(L);
   if (wait) {
-    if (owner_block(L, all_gone, p, -1) == OWNER_INTERRUPTED) return owner_raise_interrupt(L);
+    if (owner_block(L, finished, p, -1) == OWNER_INTERRUPTED) return owner_raise_interrupt(L);
     join(p);
   }
   return 0;
