@@ -5,6 +5,7 @@
 #include <unistd.h>
 #include "lauxlib.h"
 #include "lualib.h"
+#include "arraypart.h"
 #include "clock.h"
 #include "core.h"
 #include "futures.h"
@@ -114,6 +115,16 @@ static int l_roundtrip(lua_State *L) {
   return got;
 }
 
+/* Test hook: _direct_arrays(on) turns the codec's direct access to array
+ * parts off or back on for this process; returns whether it is on. */
+static int l_direct_arrays(lua_State *L) {
+  if (!lua_isnone(L, 1)) ap_enable(lua_toboolean(L, 1));
+  size_t len;
+  lua_createtable(L, 1, 0);
+  lua_pushboolean(L, ap_array(L, -1, &len) != NULL);
+  return 1;
+}
+
 static const luaL_Reg funcs[] = {
   {"cpu_count", l_cpu_count},
   {"monotonic", l_monotonic},
@@ -122,6 +133,7 @@ static const luaL_Reg funcs[] = {
   {"getpid", l_getpid},
   {"_set_error_ctor", l_set_error_ctor},
   {"_roundtrip", l_roundtrip},
+  {"_direct_arrays", l_direct_arrays},
   {NULL, NULL}
 };
 

@@ -28,6 +28,13 @@
  * lookup; receivers cache the loaded closure per blob id when the function
  * has no upvalue but _ENV, and otherwise load a fresh closure from the blob.
  *
+ * Arrays of numbers are the bulk of big messages: where arraypart.c has
+ * verified Lua's table layout, the encoder reads runs of numbers straight
+ * out of the array part and starts its walk of the other keys after it,
+ * and the decoder writes them straight into the new table's preallocated
+ * array part.  Everything else, and every table when the check failed,
+ * goes through the public API.
+ *
  * The decoder trusts nothing: every length is checked against the bytes
  * left (so a lying length cannot allocate more than the message holds),
  * nesting is bounded by TR_MAXDEPTH in both directions, and bytecode is
@@ -37,6 +44,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "lauxlib.h"
+#include "arraypart.h"
 #include "transfer.h"
 
 enum {
@@ -97,6 +105,7 @@ static void weak_table(lua_State *L, const char *key, const char *mode) {
 }
 
 void tr_open(lua_State *L) {
+  ap_check(L);
   if (luaL_newmetatable(L, BLOB_MT)) {
     lua_pushcfunction(L, blob_gc);
     lua_setfield(L, -2, "__gc");
@@ -176,25 +185,59 @@ static void putv(enc *e, uint64_t v) {
 }
 static void putstr(enc *e, const char *s, size_t len) { putv(e, len); put(e, s, len); }
 
-/* Writes the number at idx (a float in 9 bytes, an integer as a zigzag
- * varint); returns 1.  Shared by enc_value and the array fast path. */
+/* Number bytes at d, which has room for 11: a float in 9 bytes, an
+ * integer as a zigzag varint.  Return the end. */
+static unsigned char *put_int_at(unsigned char *d, lua_Integer i) {
+  uint64_t u = (uint64_t)i;
+  u = (u << 1) ^ (uint64_t)-(int64_t)(u >> 63);
+  *d++ = T_INT;
+  while (u >= 0x80) { *d++ = (unsigned char)(u | 0x80); u >>= 7; }
+  *d++ = (unsigned char)u;
+  return d;
+}
+
+static unsigned char *put_flt_at(unsigned char *d, double x) {
+  *d++ = T_FLT;
+  memcpy(d, &x, 8);
+  return d + 8;
+}
+
+static unsigned char *room(enc *e, size_t n) {
+  if (e->m->cap - e->m->len < n && !msg_reserve(e->m, n)) luaL_error(e->L, "not enough memory");
+  return e->m->data + e->m->len;
+}
+
+/* Writes the number at idx; returns 1.  Shared by enc_value and the
+ * array loop. */
 static int put_number(enc *e, int idx) {
-  if (e->m->cap - e->m->len < 11 && !msg_reserve(e->m, 11)) luaL_error(e->L, "not enough memory");
-  unsigned char *d = e->m->data + e->m->len;
-  if (lua_isinteger(e->L, idx)) {
-    uint64_t u = (uint64_t)lua_tointeger(e->L, idx);
-    u = (u << 1) ^ (uint64_t)-(int64_t)(u >> 63);
-    *d++ = T_INT;
-    while (u >= 0x80) { *d++ = (unsigned char)(u | 0x80); u >>= 7; }
-    *d++ = (unsigned char)u;
-  } else {
-    double x = lua_tonumber(e->L, idx);
-    *d++ = T_FLT;
-    memcpy(d, &x, 8);
-    d += 8;
-  }
+  unsigned char *d = room(e, 11);
+  if (lua_isinteger(e->L, idx)) d = put_int_at(d, lua_tointeger(e->L, idx));
+  else d = put_flt_at(d, lua_tonumber(e->L, idx));
   e->m->len = (size_t)(d - e->m->data);
   return 1;
+}
+
+/* Writes slots i.. of the table at idx, up to n, straight from its array
+ * part while they hold numbers; returns the first slot not written. */
+#define RUN 4096
+static lua_Integer put_numbers(enc *e, int idx, lua_Integer i, lua_Integer n) {
+  size_t len;
+  const ap_slot *a = ap_array(e->L, idx, &len);
+  if (!a) return i;
+  if ((lua_Integer)len < n) n = (lua_Integer)len;
+  while (i <= n) {
+    lua_Integer stop = n - i < RUN ? n : i + RUN - 1;
+    unsigned char *d = room(e, (size_t)(stop - i + 1) * 11);
+    for (; i <= stop; i++) {
+      const ap_slot *s = &a[i - 1];
+      if (s->tt == AP_FLT) d = put_flt_at(d, s->v.n);
+      else if (s->tt == AP_INT) d = put_int_at(d, s->v.i);
+      else break;
+    }
+    e->m->len = (size_t)(d - e->m->data);
+    if (i <= stop) break;
+  }
+  return i;
 }
 
 /* Error text is built from the leaf outwards: the leaf writes " is a ...",
@@ -394,8 +437,9 @@ static int enc_table(enc *e, int idx) {
   put(e, pad, 5);
   int top = lua_gettop(L);
   for (lua_Integer i = 1; i <= n; i++) {
+    if ((i = put_numbers(e, idx, i, n)) > n) break;
     if (lua_rawgeti(L, idx, i) == LUA_TNUMBER && put_number(e, top + 1)) {
-      lua_pop(L, 1);   /* the common array of numbers: no dispatch */
+      lua_pop(L, 1);   /* a number past the array part: no dispatch */
       continue;
     }
     if (!enc_value(e, top + 1)) {
@@ -408,8 +452,13 @@ static int enc_table(enc *e, int idx) {
     }
     lua_pop(L, 1);
   }
+  /* The other keys.  A walk from a key of the array part skips the
+   * slots before it, so with direct access it starts at the last slot
+   * sent: a table without other keys costs one lua_next. */
   uint64_t pairs = 0;
-  lua_pushnil(L);
+  size_t len;
+  if (!ap_array(L, idx, &len) || len == 0 || n == 0) lua_pushnil(L);
+  else lua_pushinteger(L, n < (lua_Integer)len ? n : (lua_Integer)len);
   while (lua_next(L, idx)) {
     if (lua_isinteger(L, -2)) {
       lua_Integer k = lua_tointeger(L, -2);
@@ -634,6 +683,10 @@ static int getv(dec *d, uint64_t *v) {
 
 static size_t left(dec *d) { return (size_t)(d->end - d->p); }
 
+static lua_Integer unzigzag(uint64_t v) {
+  return (lua_Integer)((v >> 1) ^ (uint64_t)-(int64_t)(v & 1));
+}
+
 static void add_ref(dec *d) {
   lua_pushvalue(d->L, -1);
   lua_rawseti(d->L, d->refs, ++d->nrefs);
@@ -672,6 +725,33 @@ static int get_str(dec *d, const char **s, size_t *len) {
 
 static int dec_value(dec *d);
 
+/* Fills slots i.. of the new table at t, up to n, straight into its array
+ * part while the message holds numbers; returns the first slot not
+ * filled, or 0 for malformed bytes. */
+static uint64_t get_numbers(dec *d, int t, uint64_t i, uint64_t n) {
+  size_t len;
+  ap_slot *a = ap_array(d->L, t, &len);
+  if (!a) return i;
+  if (len < n) n = len;
+  for (; i <= n && d->p < d->end; i++) {
+    ap_slot *s = &a[i - 1];
+    if (*d->p == T_FLT && left(d) >= 9) {
+      memcpy(&s->v.n, d->p + 1, 8);
+      s->tt = AP_FLT;
+      d->p += 9;
+    } else if (*d->p == T_INT) {
+      uint64_t v;
+      d->p++;
+      if (!getv(d, &v)) return 0;
+      s->v.i = unzigzag(v);
+      s->tt = AP_INT;
+    } else {
+      break;
+    }
+  }
+  return i;
+}
+
 static int dec_table(dec *d) {
   lua_State *L = d->L;
   uint64_t narr, nhash;
@@ -688,14 +768,9 @@ static int dec_table(dec *d) {
   add_ref(d);
   int t = lua_gettop(L);
   for (uint64_t i = 1; i <= narr; i++) {
-    if (d->end - d->p >= 9 && *d->p == T_FLT) {   /* arrays of floats: no dispatch */
-      double x;
-      memcpy(&x, d->p + 1, 8);
-      d->p += 9;
-      lua_pushnumber(L, x);
-    } else if (!dec_value(d)) {
-      return 0;
-    }
+    if ((i = get_numbers(d, t, i, narr)) == 0) return 0;
+    if (i > narr) break;
+    if (!dec_value(d)) return 0;
     lua_rawseti(L, t, (lua_Integer)i);
   }
   for (uint64_t i = 0; i < nhash; i++) {
@@ -829,7 +904,7 @@ static int dec_value(dec *d) {
     case T_TRUE: lua_pushboolean(L, 1); return 1;
     case T_INT:
       if (!getv(d, &v)) return 0;
-      lua_pushinteger(L, (lua_Integer)((v >> 1) ^ (uint64_t)-(int64_t)(v & 1)));
+      lua_pushinteger(L, unzigzag(v));
       return 1;
     case T_FLT: {
       double x;

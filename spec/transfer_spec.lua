@@ -256,6 +256,105 @@ describe("transfer", function()
     end)
   end)
 
+  -- Arrays of numbers are read from and written into array parts directly
+  -- when the layout check passed; every case runs both ways.
+  for _, direct in ipairs({ true, false }) do
+    describe("arrays of numbers (direct access " .. (direct and "on" or "off") .. ")", function()
+      local was
+      setup(function()
+        was = core._direct_arrays()
+        if direct then assert.is_true(was, "the layout check failed on this Lua") end
+        core._direct_arrays(direct)
+      end)
+      teardown(function() core._direct_arrays(was) end)
+
+      -- Same keys, same values, same number subtypes (no cycles here);
+      -- plain comparisons, an assertion only for what differs.
+      local function same(a, b, path)
+        path = path or "t"
+        if type(a) ~= type(b) then assert.equal(type(a), type(b), path) end
+        if type(a) == "number" then
+          local ok = math.type(a) == math.type(b) and (a ~= a and b ~= b or a == b and 1 / a == 1 / b)
+          if not ok then assert.equal(tostring(a) .. " " .. math.type(a), tostring(b) .. " " .. math.type(b), path) end
+        elseif type(a) == "table" then
+          for k, v in pairs(a) do same(v, b[k], path .. "[" .. tostring(k) .. "]") end
+          for k in pairs(b) do if a[k] == nil then error(path .. ": extra key " .. tostring(k)) end end
+        elseif a ~= b then
+          assert.equal(a, b, path)
+        end
+      end
+
+      it("keep every value and subtype of a long mixed array", function()
+        local specials = { 0, -0.0, 0.0, 0/0, math.huge, -math.huge, math.maxinteger,
+                           math.mininteger, 2^53, 1.0, -1, 127, 128, 5e-324 }
+        local t = {}
+        for i = 1, 100000 do t[i] = i % 7 == 0 and specials[i % #specials + 1] or i * 0.25 end
+        same(t, rt(t))
+      end)
+
+      it("keep other values among the numbers, first, last and in runs", function()
+        local shared = { "s" }
+        local t = { "first", 1, 2.5, shared, 3, true, 4.5, false, shared, 5, "last" }
+        local c = rt(t)
+        same(t, c)
+        assert.equal(c[4], c[9])
+        local only = { 1.5, 2, 3.5, { 4 } }
+        same(only, rt(only))
+      end)
+
+      it("keep holes, keys past the border and hash keys", function()
+        local t = { 1.5, 2, nil, 4.5, nil, nil, 7, [20] = 20.5, x = 1, [0] = 0.5, [-3] = 3 }
+        same(t, rt(t))
+        local sparse = {}
+        for i = 1, 64 do sparse[i] = i end
+        for i = 40, 64, 3 do sparse[i] = nil end
+        sparse.name = "sparse"
+        same(sparse, rt(sparse))
+      end)
+
+      it("keep arrays held in the hash part", function()
+        local reversed = {}
+        for i = 1000, 1, -1 do reversed[i] = i + 0.5 end
+        same(reversed, rt(reversed))
+        local explicit = { [1] = 1.5, [2] = 2, [3] = 3.5, y = "y" }
+        same(explicit, rt(explicit))
+        local grown = { 1, 2, 3, 4 }
+        for i = 5, 300 do grown[i] = i * 1.5 end
+        grown[600] = 600
+        same(grown, rt(grown))
+      end)
+
+      it("keep slots past a length the table cached", function()
+        local t = {}
+        for i = 1, 16 do t[i] = i + 0.5 end
+        t[12], t[15], t[16] = nil, nil, nil
+        local _ = #t   -- Lua 5.4 remembers a border as a hint
+        same(t, rt(t))
+        assert.equal(13.5, (rt(t))[13])
+      end)
+
+      it("copy random tables exactly", function()
+        local rng = math.random
+        math.randomseed(7)
+        local values = { function() return rng(-1000, 1000) end, function() return rng() * 100 end,
+                         function() return "s" .. rng(9) end, function() return rng() < 0.5 end,
+                         function() return { rng() } end, function() return nil end }
+        for _ = 1, 200 do
+          local t, n = {}, rng(0, 300)
+          local order = {}
+          for i = 1, n do order[i] = i end
+          if rng() < 0.3 then for i = n, 2, -1 do local j = rng(i); order[i], order[j] = order[j], order[i] end end
+          for _, i in ipairs(order) do
+            t[i] = rng() < 0.85 and (rng() < 0.5 and i or i + 0.5) or values[rng(#values)]()
+          end
+          for _ = 1, rng(0, 3) do t[rng(n + 1, n + 50)] = rng() end
+          if rng() < 0.3 then t.key = "v" end
+          same(t, rt(t))
+        end
+      end)
+    end)
+  end
+
   describe("functions", function()
     it("copies a Lua function with its upvalues", function()
       local base, names = 10, { "a", "b" }

@@ -1,0 +1,33 @@
+/* Direct access to the array part of a Lua 5.4 table, for the codec's
+ * arrays of numbers.  Usable only once ap_check has verified, in a live
+ * state, that this Lua lays tables out as these declarations say; every
+ * function below then answers, and otherwise says "not available" so the
+ * caller takes the public API. */
+#ifndef FUTURES_ARRAYPART_H
+#define FUTURES_ARRAYPART_H
+#include <stddef.h>
+#include "lua.h"
+
+/* One slot of an array part: Lua 5.4's TValue. */
+typedef struct ap_slot {
+  union { void *gc; lua_Integer i; lua_Number n; } v;
+  unsigned char tt;
+} ap_slot;
+
+#define AP_INT 0x03     /* LUA_VNUMINT */
+#define AP_FLT 0x13     /* LUA_VNUMFLT */
+
+/* Verifies the layout once per process (later calls return at once). */
+void ap_check(lua_State *L);
+
+/* Turns direct access off or back on (tests compare the two paths); on
+ * only if ap_check passed. */
+void ap_enable(int on);
+
+/* The array part of the table at idx and, in *len, how many slots it
+ * surely has; NULL when direct access is off.  The pointer is good until
+ * the table next grows, so refetch it after anything that may run Lua
+ * code or insert into the table. */
+ap_slot *ap_array(lua_State *L, int idx, size_t *len);
+
+#endif
