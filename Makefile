@@ -69,6 +69,8 @@ demo: deps all
 test: deps all
 	$(TESTENV) $(BUSTED) $(BUSTED_ARGS)
 
+# luv's thread pool is one of the baselines (Debian's lua-luv).
+bench: export EXTRA_DEPS := lua-luv
 bench: deps all
 	$(TESTENV) $(LUA) bench/run.lua
 

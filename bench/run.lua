@@ -8,12 +8,13 @@
 -- Every figure is a median of several runs (the count is in the notes),
 -- timed with a monotonic clock (futures.monotonic, time.perf_counter,
 -- uv.hrtime); every pool has 2 workers, all started before timing except
--- in W4 (startup) and W6 (memory).  Progress goes to stderr.
+-- in W4 (startup) and W6 (memory).  Every workload runs in a fresh child
+-- interpreter (bench/child.lua), as Python's do, so that none inherits the
+-- heap another left behind.  Progress goes to stderr.
 local dir = arg[0]:match("^(.*/)") or "./"
 package.path = dir .. "?.lua;" .. package.path
 local futures = require "futures"
 local C = require "common"
-local W = require "workloads"
 local T = require "transfer"
 
 local median, q = C.median, C.shell_quote
@@ -85,24 +86,21 @@ local function luv(...)
   return res, err and "error (see stderr)"
 end
 
+-- A workload of bench/workloads.lua in a child interpreter of its own
+-- (bench/child.lua), as Python's run.
 local function lua_child(...)
   local args = { ... }
   for i, a in ipairs(args) do args[i] = q(a) end
-  local res, err = C.collect(q(LUA) .. " " .. q(dir .. "mem.lua") .. " " .. table.concat(args, " "))
-  if err then progress("mem.lua %s: %s", table.concat(args, " "), err) end
+  local res, err = C.collect(q(LUA) .. " " .. q(dir .. "child.lua") .. " " .. table.concat(args, " "))
+  if err then progress("child.lua %s: %s", table.concat(args, " "), err) end
   return res, err and "error (see stderr)"
 end
 
--- This library's workload in this process; nil and a reason if the pool
--- is not built or the workload failed.
-local function ours(kind, fn, ...)
+-- This library's workload `name` for a pool kind; nil and a reason if the
+-- pool is not built or the workload failed.
+local function ours(kind, name, ...)
   if kind == "process" and not HAS_PROC then return nil, NOT_BUILT end
-  local ok, res = pcall(fn, ...)
-  if not ok then
-    progress("futures %s: %s", kind, tostring(res))
-    return nil, "error (see stderr)"
-  end
-  return res
+  return lua_child(name, kind, ...)
 end
 
 -- The median of res[name], scaled; or the reason there is none.
@@ -299,7 +297,7 @@ do
   local fut = {}
   for _, kind in ipairs(KINDS) do
     progress("W1 tiny tasks, %s", POOL[kind])
-    fut[kind] = { ours(kind, W.w1, kind, c.n, c.reps) }
+    fut[kind] = { ours(kind, "w1", c.n, c.reps) }
     py_res[kind] = { py("w1", kind, c.n, c.py_reps[kind]) }
   end
   progress("W1 luv")
@@ -323,7 +321,7 @@ do
   section("W2")
   local c = CFG.w2
   progress("W2 CPU, sequential Lua")
-  local seq = median(W.w2_seq(c.reps).seq)
+  local seq = fig(lua_child("w2_seq", c.reps), "error (see stderr)", "seq")
   local py_seq_res, py_seq_why = py("w2", "seq", c.py_reps)
   local py_seq = fig(py_seq_res, py_seq_why, "seq")
   progress("W2 luv")
@@ -331,7 +329,7 @@ do
   local luv_t = fig(l, lwhy, "pool")
   for _, kind in ipairs(KINDS) do
     progress("W2 CPU, %s", POOL[kind])
-    local f, fwhy = ours(kind, W.w2, kind, c.reps)
+    local f, fwhy = ours(kind, "w2", c.reps)
     local p, pwhy = py("w2", kind, c.py_reps)
     local ft, pt = fig(f, fwhy, "pool"), fig(p, pwhy, "pool")
     local lt = kind == "thread" and luv_t or nil
@@ -353,7 +351,7 @@ do
   local mb = c.tasks * c.n * 8 / 1e6
   local function mbs(t) if num(t) then return mb / t end return t end
   progress("W3 transfer, sequential Lua")
-  local seq = mbs(median(W.w3_seq(c.tasks, c.n, c.reps).seq))
+  local seq = mbs(fig(lua_child("w3_seq", c.tasks, c.n, c.reps), "error (see stderr)", "seq"))
   local ps, pswhy = py("w3", "seq", c.tasks, c.n, c.py_reps)
   local py_seq = mbs(fig(ps, pswhy, "seq"))
   progress("W3 luv")
@@ -361,7 +359,7 @@ do
   local luv_mbs = mbs(fig(l, lwhy, "pool"))
   for _, kind in ipairs(KINDS) do
     progress("W3 transfer, %s", POOL[kind])
-    local f, fwhy = ours(kind, W.w3, kind, c.tasks, c.n, c.reps)
+    local f, fwhy = ours(kind, "w3", c.tasks, c.n, c.reps)
     local p, pwhy = py("w3", kind, c.tasks, c.n, c.py_reps)
     local fm, pm = mbs(fig(f, fwhy, "pool")), mbs(fig(p, pwhy, "pool"))
     row { label = ("W3 transfer %d x %dk floats, MB/s"):format(c.tasks, c.n // 1000), pool = POOL[kind],
@@ -384,7 +382,7 @@ do
   local c = CFG.w4
   for _, kind in ipairs(KINDS) do
     progress("W4 startup/shutdown, %s", POOL[kind])
-    local f, fwhy = ours(kind, W.w4, kind, c.reps)
+    local f, fwhy = ours(kind, "w4", c.reps)
     local p, pwhy = py("w4", kind, c.reps)
     row { label = "W4 creation to first result, ms", pool = POOL[kind], better = "low",
       fut = fig(f, fwhy, "startup", 1e3), py = fig(p, pwhy, "startup", 1e3),
@@ -404,7 +402,7 @@ do
     local base = {}
     for i, n in ipairs(c.sizes) do
       progress("W5 wait/as_completed over %d futures, %s", n, POOL[kind])
-      local f, fwhy = ours(kind, W.w5, kind, n, c.reps[i])
+      local f, fwhy = ours(kind, "w5", n, c.reps[i])
       local p, pwhy
       if c.py_reps[kind][i] > 0 then
         p, pwhy = py("w5", kind, n, c.py_reps[kind][i])
@@ -433,9 +431,7 @@ do
   local c = CFG.w6
   for _, kind in ipairs(KINDS) do
     progress("W6 memory, %d tasks, %s", c.n, POOL[kind])
-    local f, fwhy
-    if kind == "process" and not HAS_PROC then fwhy = NOT_BUILT
-    else f, fwhy = lua_child("w6", kind, c.n) end
+    local f, fwhy = ours(kind, "w6", c.n)
     local p, pwhy
     if c.python[kind] then p, pwhy = py("w6", kind, c.n) else pwhy = "skipped (time)" end
     row { label = ("W6 peak RSS, %s tiny tasks held, MB"):format(c.n >= 1000000 and ("%dM"):format(c.n // 1000000) or c.n),
@@ -447,9 +443,7 @@ do
     end
 
     progress("W6 idle workers, %s", POOL[kind])
-    local fi, fiwhy
-    if kind == "process" and not HAS_PROC then fiwhy = NOT_BUILT
-    else fi, fiwhy = lua_child("idle", kind) end
+    local fi, fiwhy = ours(kind, "idle")
     local pi, piwhy = py("idle", kind)
     local function per_worker(res, why)
       if not res then return why end

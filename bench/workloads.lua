@@ -154,7 +154,7 @@ function W.w5(kind, n, reps)
   return res
 end
 
--- W6 (run in a child of its own, see bench/mem.lua): peak RSS while n
+-- W6 (run in a child of its own, see bench/child.lua): peak RSS while n
 -- tiny tasks are submitted, held and collected (this process's VmHWM plus
 -- that of its worker processes, if any).
 function W.w6(kind, n)

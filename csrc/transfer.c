@@ -218,8 +218,11 @@ static int put_number(enc *e, int idx) {
 }
 
 /* Writes slots i.. of the table at idx, up to n, straight from its array
- * part while they hold numbers; returns the first slot not written. */
-#define RUN 4096
+ * part while they hold numbers; returns the first slot not written.  Room
+ * is made for a whole run of up to RUN numbers at once (11 bytes each at
+ * most; what a run leaves unwritten is never touched), so a big array
+ * grows the message once instead of doubling it many times. */
+#define RUN (1 << 20)
 static lua_Integer put_numbers(enc *e, int idx, lua_Integer i, lua_Integer n) {
   size_t len;
   const ap_slot *a = ap_array(e->L, idx, &len);
