@@ -26,12 +26,14 @@ do
   while arg[i] do LUA = arg[i]; i = i - 1 end
 end
 
--- Repetitions: medians of 5 where cheap, fewer where a run takes seconds.
+-- Repetitions.  W1-W4 run every contender in `rounds` rounds of children,
+-- round-robin (see interleave below), each child timing `reps` runs; the
+-- figure is the median of all samples.  W5 and W6: one child each.
 local CFG = {
-  w1 = { n = 20000, reps = 5, py_reps = { thread = 5, process = 3 } },
-  w2 = { reps = 5, py_reps = 3 },
-  w3 = { tasks = 200, n = 50000, reps = 5, py_reps = 3 },
-  w4 = { reps = 20 },
+  w1 = { n = 20000, reps = 1, rounds = 5, py_rounds = { thread = 5, process = 3 } },
+  w2 = { reps = 1, rounds = 5, py_rounds = 3 },
+  w3 = { tasks = 200, n = 50000, reps = 1, rounds = 5, py_rounds = 3 },
+  w4 = { reps = 10, rounds = 2 },
   w5 = { sizes = { 1000, 10000, 100000 }, reps = { 5, 5, 3 },
          py_reps = { thread = { 5, 3, 1 }, process = { 3, 1, 0 } } },
   w6 = { n = 1000000, python = { thread = true, process = false } },
@@ -40,10 +42,10 @@ local CFG = {
 -- out; its figures mean nothing.
 local QUICK = os.getenv("BENCH_QUICK") == "1"
 if QUICK then
-  CFG.w1.n, CFG.w1.reps, CFG.w1.py_reps = 2000, 1, { thread = 1, process = 1 }
-  CFG.w2.reps, CFG.w2.py_reps = 1, 1
-  CFG.w3.tasks, CFG.w3.reps, CFG.w3.py_reps = 20, 1, 1
-  CFG.w4.reps = 2
+  CFG.w1.n, CFG.w1.rounds, CFG.w1.py_rounds = 2000, 1, { thread = 1, process = 1 }
+  CFG.w2.rounds, CFG.w2.py_rounds = 1, 1
+  CFG.w3.tasks, CFG.w3.rounds, CFG.w3.py_rounds = 20, 1, 1
+  CFG.w4.reps, CFG.w4.rounds = 2, 1
   CFG.w5.sizes, CFG.w5.reps = { 100, 1000, 2000 }, { 1, 1, 1 }
   CFG.w5.py_reps = { thread = { 1, 1, 1 }, process = { 1, 1, 0 } }
   CFG.w6.n = 20000
@@ -101,6 +103,36 @@ end
 local function ours(kind, name, ...)
   if kind == "process" and not HAS_PROC then return nil, NOT_BUILT end
   return lua_child(name, kind, ...)
+end
+
+-- Runs jobs[i].run() jobs[i].rounds times each, round-robin, so that a
+-- slow spell of the machine (a shared VM has them, seconds long) falls on
+-- every contender alike instead of on whoever ran then.  Returns, per job,
+-- {res, why}: the samples of all its rounds merged, or why there are none.
+local function interleave(jobs)
+  local out, most = {}, 0
+  for i, job in ipairs(jobs) do
+    out[i] = { {} }
+    if job.rounds > most then most = job.rounds end
+  end
+  for round = 1, most do
+    for i, job in ipairs(jobs) do
+      if round <= job.rounds and out[i][1] then
+        if job.label then progress("%s, round %d/%d", job.label, round, job.rounds) end
+        local res, why = job.run()
+        if not res or why then
+          out[i] = { nil, why or "error (see stderr)" }
+        else
+          for name, samples in pairs(res) do
+            local all = out[i][1][name] or {}
+            for _, v in ipairs(samples) do all[#all + 1] = v end
+            out[i][1][name] = all
+          end
+        end
+      end
+    end
+  end
+  return out
 end
 
 -- The median of res[name], scaled; or the reason there is none.
@@ -293,17 +325,18 @@ end
 do
   section("W1")
   local c = CFG.w1
-  local py_res, luv_res = {}, {}
-  local fut = {}
+  local jobs = {}
   for _, kind in ipairs(KINDS) do
-    progress("W1 tiny tasks, %s", POOL[kind])
-    fut[kind] = { ours(kind, "w1", c.n, c.reps) }
-    py_res[kind] = { py("w1", kind, c.n, c.py_reps[kind]) }
+    jobs[#jobs + 1] = { label = "W1 tiny tasks, " .. POOL[kind], rounds = c.rounds,
+                        run = function() return ours(kind, "w1", c.n, c.reps) end }
+    jobs[#jobs + 1] = { label = "W1 Python, " .. POOL[kind], rounds = c.py_rounds[kind],
+                        run = function() return py("w1", kind, c.n, c.reps) end }
   end
-  progress("W1 luv")
-  luv_res = { luv("w1", c.n, c.reps) }
-  for _, kind in ipairs(KINDS) do
-    local f, p = fut[kind], py_res[kind]
+  jobs[#jobs + 1] = { label = "W1 luv", rounds = c.rounds, run = function() return luv("w1", c.n, c.reps) end }
+  local got = interleave(jobs)
+  local luv_res = got[#got]
+  for k, kind in ipairs(KINDS) do
+    local f, p = got[2 * k - 1], got[2 * k]
     local r = row { label = "W1 tiny submit+result, us/task", pool = POOL[kind], better = "low",
       fut = fig(f[1], f[2], "submit", 1e6), py = fig(p[1], p[2], "submit", 1e6),
       luv = kind == "thread" and fig(luv_res[1], luv_res[2], "submit", 1e6) or nil }
@@ -312,26 +345,32 @@ do
       fut = fig(f[1], f[2], "map", 1e6), py = fig(p[1], p[2], "map", 1e6),
       targets = kind == "process" and { min_ratio(1) } or nil }
   end
-  notes[#notes + 1] = ("W1: %d tasks x -> x + 1, median of %d (Python: %d threads, %d processes); "
-    .. "threads ignore chunksize."):format(c.n, c.reps, c.py_reps.thread, c.py_reps.process)
+  notes[#notes + 1] = ("W1: %d tasks x -> x + 1, median of %d rounds (Python: %d threads, %d processes); "
+    .. "threads ignore chunksize."):format(c.n, c.rounds * c.reps, c.py_rounds.thread, c.py_rounds.process)
 end
 
 ---------------------------------------------------------------- W2
 do
   section("W2")
   local c = CFG.w2
-  progress("W2 CPU, sequential Lua")
-  local seq = fig(lua_child("w2_seq", c.reps), "error (see stderr)", "seq")
-  local py_seq_res, py_seq_why = py("w2", "seq", c.py_reps)
-  local py_seq = fig(py_seq_res, py_seq_why, "seq")
-  progress("W2 luv")
-  local l, lwhy = luv("w2", c.reps)
-  local luv_t = fig(l, lwhy, "pool")
+  local jobs = {
+    { label = "W2 CPU, sequential Lua", rounds = c.rounds, run = function() return lua_child("w2_seq", c.reps) end },
+    { label = "W2 CPU, sequential Python", rounds = c.py_rounds, run = function() return py("w2", "seq", c.reps) end },
+    { label = "W2 luv", rounds = c.rounds, run = function() return luv("w2", c.reps) end },
+  }
   for _, kind in ipairs(KINDS) do
-    progress("W2 CPU, %s", POOL[kind])
-    local f, fwhy = ours(kind, "w2", c.reps)
-    local p, pwhy = py("w2", kind, c.py_reps)
-    local ft, pt = fig(f, fwhy, "pool"), fig(p, pwhy, "pool")
+    jobs[#jobs + 1] = { label = "W2 CPU, " .. POOL[kind], rounds = c.rounds,
+                        run = function() return ours(kind, "w2", c.reps) end }
+    jobs[#jobs + 1] = { label = "W2 Python, " .. POOL[kind], rounds = c.py_rounds,
+                        run = function() return py("w2", kind, c.reps) end }
+  end
+  local got = interleave(jobs)
+  local seq = fig(got[1][1], got[1][2], "seq")
+  local py_seq = fig(got[2][1], got[2][2], "seq")
+  local luv_t = fig(got[3][1], got[3][2], "pool")
+  for k, kind in ipairs(KINDS) do
+    local f, p = got[2 + 2 * k], got[3 + 2 * k]
+    local ft, pt = fig(f[1], f[2], "pool"), fig(p[1], p[2], "pool")
     local lt = kind == "thread" and luv_t or nil
     row { label = "W2 cpu map, s", pool = POOL[kind], better = "low", fut = ft, py = pt, luv = lt }
     local function speedup(base, t) if num(base) and num(t) then return base / t end return t end
@@ -339,9 +378,9 @@ do
       fut = speedup(seq, ft), py = speedup(py_seq, pt), luv = lt and speedup(seq, lt),
       targets = { at_least(1.85, "x") } }
   end
-  notes[#notes + 1] = ("W2: is_prime over the 6 primes twice (12 calls), median of %d (Python %d); "
+  notes[#notes + 1] = ("W2: is_prime over the 6 primes twice (12 calls), median of %d rounds (Python %d); "
     .. "sequential Lua %s s, sequential Python %s s; speed-ups are over the same language's sequential run.")
-    :format(c.reps, c.py_reps, fmt_num(seq), fmt_num(py_seq))
+    :format(c.rounds * c.reps, c.py_rounds * c.reps, fmt_num(seq), fmt_num(py_seq))
 end
 
 ---------------------------------------------------------------- W3
@@ -350,18 +389,26 @@ do
   local c = CFG.w3
   local mb = c.tasks * c.n * 8 / 1e6
   local function mbs(t) if num(t) then return mb / t end return t end
-  progress("W3 transfer, sequential Lua")
-  local seq = mbs(fig(lua_child("w3_seq", c.tasks, c.n, c.reps), "error (see stderr)", "seq"))
-  local ps, pswhy = py("w3", "seq", c.tasks, c.n, c.py_reps)
-  local py_seq = mbs(fig(ps, pswhy, "seq"))
-  progress("W3 luv")
-  local l, lwhy = luv("w3", c.tasks, c.n, c.reps)
-  local luv_mbs = mbs(fig(l, lwhy, "pool"))
+  local jobs = {
+    { label = "W3 transfer, sequential Lua", rounds = c.rounds,
+      run = function() return lua_child("w3_seq", c.tasks, c.n, c.reps) end },
+    { label = "W3 sequential Python", rounds = c.py_rounds,
+      run = function() return py("w3", "seq", c.tasks, c.n, c.reps) end },
+    { label = "W3 luv", rounds = c.rounds, run = function() return luv("w3", c.tasks, c.n, c.reps) end },
+  }
   for _, kind in ipairs(KINDS) do
-    progress("W3 transfer, %s", POOL[kind])
-    local f, fwhy = ours(kind, "w3", c.tasks, c.n, c.reps)
-    local p, pwhy = py("w3", kind, c.tasks, c.n, c.py_reps)
-    local fm, pm = mbs(fig(f, fwhy, "pool")), mbs(fig(p, pwhy, "pool"))
+    jobs[#jobs + 1] = { label = "W3 transfer, " .. POOL[kind], rounds = c.rounds,
+                        run = function() return ours(kind, "w3", c.tasks, c.n, c.reps) end }
+    jobs[#jobs + 1] = { label = "W3 Python, " .. POOL[kind], rounds = c.py_rounds,
+                        run = function() return py("w3", kind, c.tasks, c.n, c.reps) end }
+  end
+  local got = interleave(jobs)
+  local seq = mbs(fig(got[1][1], got[1][2], "seq"))
+  local py_seq = mbs(fig(got[2][1], got[2][2], "seq"))
+  local luv_mbs = mbs(fig(got[3][1], got[3][2], "pool"))
+  for k, kind in ipairs(KINDS) do
+    local f, p = got[2 + 2 * k], got[3 + 2 * k]
+    local fm, pm = mbs(fig(f[1], f[2], "pool")), mbs(fig(p[1], p[2], "pool"))
     row { label = ("W3 transfer %d x %dk floats, MB/s"):format(c.tasks, c.n // 1000), pool = POOL[kind],
       better = "high",
       fut = fm, py = pm, luv = kind == "thread" and luv_mbs or nil,
@@ -371,27 +418,34 @@ do
       fut = rel(fm, seq), py = rel(pm, py_seq), luv = kind == "thread" and rel(luv_mbs, seq) or nil }
   end
   notes[#notes + 1] = ("W3: %d tasks each building and returning %d floats (payload %g MB, 8 bytes a float), "
-    .. "median of %d (Python %d); building them sequentially runs at %s MB/s in Lua, %s MB/s in Python; "
+    .. "median of %d rounds (Python %d), each after one untimed round that sizes the heap; building them "
+    .. "sequentially runs at %s MB/s in Lua, %s MB/s in Python; "
     .. "luv packs them into a string with string.pack and unpacks into a table.")
-    :format(c.tasks, c.n, mb, c.reps, c.py_reps, fmt_num(seq), fmt_num(py_seq))
+    :format(c.tasks, c.n, mb, c.rounds * c.reps, c.py_rounds * c.reps, fmt_num(seq), fmt_num(py_seq))
 end
 
 ---------------------------------------------------------------- W4
 do
   section("W4")
   local c = CFG.w4
+  local jobs = {}
   for _, kind in ipairs(KINDS) do
-    progress("W4 startup/shutdown, %s", POOL[kind])
-    local f, fwhy = ours(kind, "w4", c.reps)
-    local p, pwhy = py("w4", kind, c.reps)
+    jobs[#jobs + 1] = { label = "W4 startup/shutdown, " .. POOL[kind], rounds = c.rounds,
+                        run = function() return ours(kind, "w4", c.reps) end }
+    jobs[#jobs + 1] = { label = "W4 Python, " .. POOL[kind], rounds = c.rounds,
+                        run = function() return py("w4", kind, c.reps) end }
+  end
+  local got = interleave(jobs)
+  for k, kind in ipairs(KINDS) do
+    local f, p = got[2 * k - 1], got[2 * k]
     row { label = "W4 creation to first result, ms", pool = POOL[kind], better = "low",
-      fut = fig(f, fwhy, "startup", 1e3), py = fig(p, pwhy, "startup", 1e3),
+      fut = fig(f[1], f[2], "startup", 1e3), py = fig(p[1], p[2], "startup", 1e3),
       targets = { min_ratio(kind == "thread" and 1 or 3) } }
     row { label = "W4 shutdown(wait), ms", pool = POOL[kind], better = "low",
-      fut = fig(f, fwhy, "shutdown", 1e3), py = fig(p, pwhy, "shutdown", 1e3) }
+      fut = fig(f[1], f[2], "shutdown", 1e3), py = fig(p[1], p[2], "shutdown", 1e3) }
   end
   notes[#notes + 1] = ("W4: median of %d; Python's process pool uses its default start method (fork on Linux).")
-    :format(c.reps)
+    :format(c.rounds * c.reps)
 end
 
 ---------------------------------------------------------------- W5

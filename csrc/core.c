@@ -30,6 +30,33 @@ int core_error(lua_State *L, const char *cls, const char *msg) {
   return lua_error(L);
 }
 
+int core_newmetatable(lua_State *L, const void *key, const char *tname) {
+  int fresh = luaL_newmetatable(L, tname);
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, key);
+  return fresh;
+}
+
+void core_setmetatable(lua_State *L, const void *key) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, key);
+  lua_setmetatable(L, -2);
+}
+
+void *core_testudata(lua_State *L, int idx, const void *key) {
+  void *p = lua_touserdata(L, idx);
+  if (!p || !lua_getmetatable(L, idx)) return NULL;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, key);
+  int same = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  return same ? p : NULL;
+}
+
+void *core_checkudata(lua_State *L, int idx, const void *key, const char *tname) {
+  void *p = core_testudata(L, idx, key);
+  if (!p) luaL_typeerror(L, idx, tname);
+  return p;
+}
+
 static int l_set_error_ctor(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
   lua_settop(L, 1);

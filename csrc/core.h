@@ -11,6 +11,16 @@
 void core_push_error(lua_State *L, const char *cls, const char *msg);
 int core_error(lua_State *L, const char *cls, const char *msg);  /* raises */
 
+/* Metatables found through the address of a static key as well as by
+ * name, so that the checks on every call (a Future's methods) need no
+ * string interning: core_newmetatable is luaL_newmetatable that also
+ * files the table under key; the others are luaL_setmetatable and
+ * luaL_testudata/checkudata by key. */
+int core_newmetatable(lua_State *L, const void *key, const char *tname);
+void core_setmetatable(lua_State *L, const void *key);
+void *core_testudata(lua_State *L, int idx, const void *key);
+void *core_checkudata(lua_State *L, int idx, const void *key, const char *tname);
+
 /* Opens a fresh state the way every worker's state is opened: standard
  * libraries, the embedder's hook. */
 void core_open_worker_libs(lua_State *L);

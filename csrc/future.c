@@ -30,7 +30,9 @@
 #define NSTRIPES 64
 /* Adaptive: the critical sections are a few instructions long. */
 static pthread_mutex_t stripes[NSTRIPES] = {[0 ... NSTRIPES - 1] = PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP};
-#define CBFUTS "futures.cbfuts"   /* lightuserdata(fut) -> Future, while callbacks are due */
+static const char k_future, k_cbfuts;
+#define FUTURE_KEY (&k_future)
+#define CBFUTS (&k_cbfuts)   /* lightuserdata(fut) -> Future, while callbacks are due */
 
 static pthread_mutex_t *stripe(fut_t *f) { return &stripes[((uintptr_t)f >> 6) % NSTRIPES]; }
 void fut_lock(fut_t *f) { pthread_mutex_lock(stripe(f)); }
@@ -63,18 +65,7 @@ static void notify(fut_t *f) {
     waiter_notify(w);
   }
   f->watchers = NULL;
-  owner_t *o = f->cb_owner;
-  if (o) {
-    pthread_mutex_lock(&o->mu);
-    if (!o->closed) {
-      fut_ref(f);
-      f->cbnext = NULL;
-      if (o->cbq_tail) o->cbq_tail->cbnext = f; else o->cbq_head = f;
-      o->cbq_tail = f;
-    }
-    pthread_cond_broadcast(&o->cond);
-    pthread_mutex_unlock(&o->mu);
-  }
+  if (f->cb_owner) owner_queue_callbacks(f->cb_owner, f);
 }
 
 int fut_set_running(fut_t *f) {
@@ -124,15 +115,47 @@ void fut_fail_msg(fut_t *f, int outcome, const char *text) {
 
 /* ---------------------------------------------------------------- Lua side */
 
-fut_t *fut_check(lua_State *L, int idx) {
-  return ((fut_box *)luaL_checkudata(L, idx, FUTURE_MT))->f;
+/* Argument 1 of a method or metamethod, each of which has the metatable
+ * as upvalue 1: one comparison, no registry lookup. */
+static fut_box *self_box(lua_State *L) {
+  fut_box *b = lua_touserdata(L, 1);
+  if (b && lua_getmetatable(L, 1)) {
+    int ok = lua_rawequal(L, -1, lua_upvalueindex(1));
+    lua_pop(L, 1);
+    if (ok) return b;
+  }
+  luaL_typeerror(L, 1, FUTURE_MT);
+  return NULL;
 }
 
-fut_box *fut_push_new(lua_State *L) {
+/* The same, for a Future not yet finalized (a finalizer elsewhere may
+ * bring one back after its __gc ran). */
+static fut_box *self(lua_State *L) {
+  fut_box *b = self_box(L);
+  if (!b->f) luaL_error(L, "the future was garbage-collected");
+  return b;
+}
+
+static fut_t *self_fut(lua_State *L) { return self(L)->f; }
+
+fut_t *fut_check(lua_State *L, int idx) {
+  fut_t *f = ((fut_box *)core_checkudata(L, idx, FUTURE_KEY, FUTURE_MT))->f;
+  if (!f) luaL_error(L, "the future was garbage-collected");
+  return f;
+}
+
+void fut_push_metatable(lua_State *L) { lua_rawgetp(L, LUA_REGISTRYINDEX, FUTURE_KEY); }
+
+fut_box *fut_push_new(lua_State *L, int mt) {
   fut_box *b = lua_newuserdatauv(L, sizeof *b, 2);  /* 1: outcome, 2: callbacks */
   b->f = NULL;
   b->single = 0;
-  luaL_setmetatable(L, FUTURE_MT);
+  if (mt) {
+    lua_pushvalue(L, mt);
+    lua_setmetatable(L, -2);
+  } else {
+    core_setmetatable(L, FUTURE_KEY);
+  }
   if (!(b->f = fut_new())) luaL_error(L, "not enough memory");
   return b;
 }
@@ -217,11 +240,15 @@ static double opt_deadline(lua_State *L, int arg) {
 
 /* Waits for the future at stack index 1 to be done; raises on timeout. */
 static fut_t *await(lua_State *L) {
-  fut_t *f = fut_check(L, 1);
+  fut_t *f = self_fut(L);
   double deadline = opt_deadline(L, 2);
   if (!fut_done(atomic_load(&f->state)) && wait_one(L, f, deadline) == OWNER_TIMEOUT)
     core_error(L, "TimeoutError", "the future did not complete in time");
-  owner_run_callbacks(L);   /* its own callbacks run before the caller goes on */
+  /* Its own callbacks run before the caller goes on.  The thread that
+   * completed it queues them after setting the state, both under the
+   * future's lock: taking that lock once waits for the queueing. */
+  if (f->cb_owner) { fut_lock(f); fut_unlock(f); }
+  owner_run_callbacks(L);
   if (atomic_load(&f->state) == F_CANCELLED) core_error(L, "CancelledError", "the future was cancelled");
   return f;
 }
@@ -279,7 +306,7 @@ static int l_exception(lua_State *L) {
 }
 
 static int l_traceback(lua_State *L) {
-  fut_t *f = fut_check(L, 1);
+  fut_t *f = self_fut(L);
   if (atomic_load(&f->state) != F_FAILED) { lua_pushnil(L); return 1; }
   push_outcome(L, 1, f);
   lua_getfield(L, -1, "tb");
@@ -287,23 +314,23 @@ static int l_traceback(lua_State *L) {
 }
 
 static int l_cancel(lua_State *L) {
-  lua_pushboolean(L, fut_cancel(fut_check(L, 1)));
+  lua_pushboolean(L, fut_cancel(self_fut(L)));
   owner_run_callbacks(L);
   return 1;
 }
 
 static int l_cancelled(lua_State *L) {
-  lua_pushboolean(L, atomic_load(&fut_check(L, 1)->state) == F_CANCELLED);
+  lua_pushboolean(L, atomic_load(&self_fut(L)->state) == F_CANCELLED);
   return 1;
 }
 
 static int l_running(lua_State *L) {
-  lua_pushboolean(L, atomic_load(&fut_check(L, 1)->state) == F_RUNNING);
+  lua_pushboolean(L, atomic_load(&self_fut(L)->state) == F_RUNNING);
   return 1;
 }
 
 static int l_done(lua_State *L) {
-  lua_pushboolean(L, fut_done(atomic_load(&fut_check(L, 1)->state)));
+  lua_pushboolean(L, fut_done(atomic_load(&self_fut(L)->state)));
   return 1;
 }
 
@@ -344,7 +371,7 @@ static int run_stored(lua_State *L, int idx) {
 static int run_callbacks_p(lua_State *L) {
   fut_t *f = lua_touserdata(L, 1);
   int n = 0;
-  lua_getfield(L, LUA_REGISTRYINDEX, CBFUTS);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, CBFUTS);
   lua_pushlightuserdata(L, f);
   if (lua_rawget(L, -2) == LUA_TUSERDATA) {
     lua_pushlightuserdata(L, f);
@@ -370,7 +397,7 @@ int fut_run_callbacks(lua_State *L, fut_t *f) {
 }
 
 static int l_add_done_callback(lua_State *L) {
-  fut_t *f = fut_check(L, 1);
+  fut_t *f = self_fut(L);
   luaL_checkany(L, 2);
   if (!lua_isfunction(L, 2) && luaL_getmetafield(L, 2, "__call") == LUA_TNIL)
     luaL_typeerror(L, 2, "callable");
@@ -396,7 +423,7 @@ static int l_add_done_callback(lua_State *L) {
   if (done) {
     run_stored(L, 1);
   } else {
-    lua_getfield(L, LUA_REGISTRYINDEX, CBFUTS);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, CBFUTS);
     lua_pushlightuserdata(L, f);
     lua_pushvalue(L, 1);
     lua_rawset(L, -3);
@@ -405,7 +432,7 @@ static int l_add_done_callback(lua_State *L) {
 }
 
 static int l_set_running_or_notify_cancel(lua_State *L) {
-  fut_t *f = fut_check(L, 1);
+  fut_t *f = self_fut(L);
   if (fut_set_running(f)) { lua_pushboolean(L, 1); return 1; }
   if (atomic_load(&f->state) == F_CANCELLED) { lua_pushboolean(L, 0); return 1; }
   return core_error(L, "InvalidStateError", "the future is already running or done");
@@ -417,7 +444,7 @@ static void check_settable(lua_State *L, fut_t *f) {
 }
 
 static int l_set_result(lua_State *L) {
-  fut_box *b = luaL_checkudata(L, 1, FUTURE_MT);
+  fut_box *b = self(L);
   check_settable(L, b->f);
   int n = lua_gettop(L) - 1;
   lua_createtable(L, n, 1);
@@ -433,7 +460,7 @@ static int l_set_result(lua_State *L) {
 }
 
 static int l_set_exception(lua_State *L) {
-  fut_box *b = luaL_checkudata(L, 1, FUTURE_MT);
+  fut_box *b = self(L);
   /* nil would read as "returned" from exception() */
   luaL_argexpected(L, !lua_isnoneornil(L, 2), 2, "error value (not nil)");
   check_settable(L, b->f);
@@ -445,7 +472,7 @@ static int l_set_exception(lua_State *L) {
 
 /* <Future at 0x55d0 state=finished returned number> */
 static int l_tostring(lua_State *L) {
-  fut_t *f = fut_check(L, 1);
+  fut_t *f = self_fut(L);
   static const char *const names[] = {"pending", "running", "cancelled", "finished", "finished"};
   int st = atomic_load(&f->state);
   if (st < F_FINISHED) {
@@ -467,14 +494,14 @@ static int l_tostring(lua_State *L) {
 }
 
 static int l_gc(lua_State *L) {
-  fut_box *b = luaL_checkudata(L, 1, FUTURE_MT);
+  fut_box *b = self_box(L);
   if (b->f) fut_unref(b->f);
   b->f = NULL;
   return 0;
 }
 
 static int l_new(lua_State *L) {
-  fut_push_new(L);
+  fut_push_new(L, lua_upvalueindex(1));
   return 1;
 }
 
@@ -494,20 +521,26 @@ static const luaL_Reg methods[] = {
 };
 
 void fut_open(lua_State *L) {
-  if (luaL_newmetatable(L, FUTURE_MT)) {
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, l_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pushcfunction(L, l_gc);
-    lua_setfield(L, -2, "__gc");
+  if (core_newmetatable(L, FUTURE_KEY, FUTURE_MT)) {
+    int mt = lua_gettop(L);
+    luaL_newlibtable(L, methods);
+    lua_pushvalue(L, mt);
+    luaL_setfuncs(L, methods, 1);
+    lua_setfield(L, mt, "__index");
+    lua_pushvalue(L, mt);
+    lua_pushcclosure(L, l_tostring, 1);
+    lua_setfield(L, mt, "__tostring");
+    lua_pushvalue(L, mt);
+    lua_pushcclosure(L, l_gc, 1);
+    lua_setfield(L, mt, "__gc");
   }
   lua_pop(L, 1);
-  if (lua_getfield(L, LUA_REGISTRYINDEX, CBFUTS) != LUA_TTABLE) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, CBFUTS) != LUA_TTABLE) {
     lua_newtable(L);
-    lua_setfield(L, LUA_REGISTRYINDEX, CBFUTS);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, CBFUTS);
   }
   lua_pop(L, 1);
-  lua_pushcfunction(L, l_new);
+  fut_push_metatable(L);
+  lua_pushcclosure(L, l_new, 1);
   lua_setfield(L, -2, "Future");
 }

@@ -64,7 +64,10 @@ typedef struct fut_box {
   fut_t *f;
   int single;   /* user value 1 is the one returned value, not a table */
 } fut_box;
-fut_box *fut_push_new(lua_State *L);   /* a new Lua Future (raises on OOM) */
+/* Pushes a new Lua Future (raises on OOM).  mt: the stack index of the
+ * Future metatable where the caller has it at hand (an upvalue), or 0. */
+fut_box *fut_push_new(lua_State *L, int mt);
+void fut_push_metatable(lua_State *L);
 fut_t *fut_check(lua_State *L, int idx);
 /* Stores the outcome values (at the stack top, n of them) in the Lua object
  * (used when a future fails before it crossed, e.g. a TransferError). */

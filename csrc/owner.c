@@ -10,7 +10,11 @@
 #include "future.h"
 #include "owner.h"
 
-#define OWNER_KEY "futures.owner"
+static const char k_owner;
+#define OWNER_KEY (&k_owner)
+
+/* Futures queued for callbacks, in all the states of the process. */
+static atomic_int callbacks_queued;
 #define OWNER_MT "futures.Owner"
 #define INTERRUPT_SLICE 0.05   /* how often a wait looks for Ctrl-C */
 
@@ -70,6 +74,7 @@ static int owner_gc(lua_State *L) {
   pthread_mutex_unlock(&b->o->mu);
   while (f) {
     fut_t *next = f->cbnext;
+    atomic_fetch_sub(&callbacks_queued, 1);
     fut_unref(f);
     f = next;
   }
@@ -79,7 +84,7 @@ static int owner_gc(lua_State *L) {
 }
 
 static owner_box *owner_box_get(lua_State *L) {
-  if (lua_getfield(L, LUA_REGISTRYINDEX, OWNER_KEY) == LUA_TUSERDATA) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, OWNER_KEY) == LUA_TUSERDATA) {
     owner_box *b = lua_touserdata(L, -1);
     lua_pop(L, 1);
     return b;
@@ -104,7 +109,7 @@ static owner_box *owner_box_get(lua_State *L) {
   clk_mutex_init(&o->mu);
   atomic_init(&o->refs, 1);
   b->o = o;
-  lua_setfield(L, LUA_REGISTRYINDEX, OWNER_KEY);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, OWNER_KEY);
   return b;
 }
 
@@ -189,7 +194,22 @@ int owner_block(lua_State *L, int (*ready)(void *), void *arg, double deadline) 
   }
 }
 
+void owner_queue_callbacks(owner_t *o, fut_t *f) {
+  pthread_mutex_lock(&o->mu);
+  if (!o->closed) {
+    fut_ref(f);
+    f->cbnext = NULL;
+    if (o->cbq_tail) o->cbq_tail->cbnext = f; else o->cbq_head = f;
+    o->cbq_tail = f;
+    atomic_fetch_add(&callbacks_queued, 1);
+  }
+  pthread_cond_broadcast(&o->cond);
+  pthread_mutex_unlock(&o->mu);
+}
+
 int owner_run_callbacks(lua_State *L) {
+  /* The common case, no callbacks due anywhere: not even a lookup. */
+  if (!atomic_load(&callbacks_queued)) return 0;
   owner_t *o = owner_get(L);
   int n = 0;
   for (;;) {
@@ -200,6 +220,7 @@ int owner_run_callbacks(lua_State *L) {
       if (!o->cbq_head) o->cbq_tail = NULL;
       f->cbnext = NULL;
     }
+    if (f) atomic_fetch_sub(&callbacks_queued, 1);
     pthread_mutex_unlock(&o->mu);
     if (!f) return n;
     n += fut_run_callbacks(L, f);   /* drops the queue's reference */

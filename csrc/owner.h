@@ -39,6 +39,9 @@ owner_t *owner_get(lua_State *L);   /* the state's owner (created on demand) */
 void owner_ref(owner_t *o);
 void owner_unref(owner_t *o);
 void owner_signal(owner_t *o);      /* wake the state's blocking call */
+/* Queues the future's done-callbacks to run in the owner's state (takes a
+ * reference); called by the thread that completes it. */
+void owner_queue_callbacks(owner_t *o, struct fut *f);
 void owner_add_exec(lua_State *L, void *pool, const exec_ops *ops);  /* takes a ref */
 
 /* Blocks the state's thread until ready(arg) (checked under o->mu), the

@@ -13,7 +13,15 @@
  *
  * Wake-ups: submit signals a worker only when one is idle and has not been
  * signalled already (idle > wakeups), so a burst of submits wakes each idle
- * worker once instead of once per task.
+ * worker once instead of once per task.  Workers usually run faster than
+ * the one state that submits, so they run out of work in the middle of a
+ * burst: one of them at a time (p->spinning) keeps looking for work for a
+ * few tens of microseconds before it sleeps, and a submit meanwhile needs
+ * no wake-up at all.  The spinner looks at npending without the lock and
+ * takes the lock to take the call or to go to sleep, so a submit either
+ * sees it spinning (and it will find the call) or sees it idle (and
+ * signals it).  Not on a single CPU, where it would only delay the
+ * submitter.
  *
  * Lifetime: the pool is refcounted: the Lua object, each worker thread and
  * the creating state's owner (which at state close shuts it down and waits,
@@ -25,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "lauxlib.h"
 #include "clock.h"
 #include "core.h"
@@ -53,10 +62,14 @@ void pool_unref(pool_t *p) {
 
 typedef struct pool_box { pool_t *p; } pool_box;
 
+/* Set in every executor metatable (each backend has its own). */
+static const char k_executor;
+#define EXECUTOR_MARK (&k_executor)
+
 pool_t *pool_check(lua_State *L, int idx) {
   pool_box *b = lua_touserdata(L, idx);
   if (!b || !lua_getmetatable(L, idx)) luaL_typeerror(L, idx, "executor");
-  lua_getfield(L, -1, "__futures_executor");
+  lua_rawgetp(L, -1, EXECUTOR_MARK);
   int ok = lua_toboolean(L, -1);
   lua_pop(L, 2);
   if (!ok) luaL_typeerror(L, idx, "executor");
@@ -66,8 +79,37 @@ pool_t *pool_check(lua_State *L, int idx) {
 
 /* ------------------------------------------------------------ the queue */
 
+#define SPIN_SECONDS 50e-6
+
+static void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+/* Called by the spinning worker, without the lock. */
+static void spin_for_work(pool_t *p) {
+  double until = clk_now() + SPIN_SECONDS;
+  for (int i = 1;; i++) {
+    if (atomic_load_explicit(&p->npending, memory_order_relaxed) > 0 ||
+        atomic_load_explicit(&p->shutdown, memory_order_relaxed))
+      return;
+    cpu_relax();
+    if (i % 32 == 0 && clk_now() > until) return;
+  }
+}
+
 fut_t *pool_take(pool_t *p, int wait, fut_t **extra, int more, int *nextra) {
   pthread_mutex_lock(&p->mu);
+  if (wait && !p->head && !p->shutdown && !p->spinning && p->may_spin) {
+    p->spinning = 1;
+    pthread_mutex_unlock(&p->mu);
+    spin_for_work(p);
+    pthread_mutex_lock(&p->mu);
+    p->spinning = 0;
+  }
   while (wait && !p->head && !p->shutdown) {
     p->idle++;
     pthread_cond_wait(&p->work, &p->mu);
@@ -212,14 +254,22 @@ static const char *broken_why(pool_t *p) {
   return p->broken_msg ? p->broken_msg : "the executor is broken";
 }
 
+/* submit has the executor metatable as upvalue 1 and the Future
+ * metatable as upvalue 2: its checks need no lookup. */
 static int l_submit(lua_State *L) {
-  pool_t *p = pool_check(L, 1);
+  pool_box *pb = lua_touserdata(L, 1);
+  int ok = pb && pb->p && lua_getmetatable(L, 1);
+  if (ok) {
+    ok = lua_rawequal(L, -1, lua_upvalueindex(1));
+    lua_pop(L, 1);
+  }
+  pool_t *p = ok ? pb->p : pool_check(L, 1);   /* the check raises the right error */
   if (!lua_isfunction(L, 2) && luaL_getmetafield(L, 2, "__call") == LUA_TNIL)
     return luaL_typeerror(L, 2, "callable");
   if (p->broken) return core_error(L, p->be->broken_class, broken_why(p));
   if (p->shutdown) return core_error(L, "ShutdownError", "cannot schedule new futures after shutdown");
   int nvals = lua_gettop(L) - 1;
-  fut_box *b = fut_push_new(L);
+  fut_box *b = fut_push_new(L, lua_upvalueindex(2));
   fut_t *f = b->f;
   f->broken_kind = p->be->broken_kind;
   char err[TR_ERRLEN];
@@ -247,7 +297,7 @@ static int l_submit(lua_State *L) {
   if (p->idle > p->wakeups) {
     p->wakeups++;
     pthread_cond_signal(&p->work);
-  } else if (p->nworkers < p->max_workers && p->npending > p->idle) {
+  } else if (p->nworkers < p->max_workers && p->npending > p->idle + p->spinning) {
     p->nworkers++;
     atomic_fetch_add(&p->live, 1);
     start = 1;
@@ -310,7 +360,6 @@ static int l_stats(lua_State *L) {
 }
 
 static const luaL_Reg methods[] = {
-  {"submit", l_submit},
   {"shutdown", l_shutdown},
   {"_stats", l_stats},
   {NULL, NULL}
@@ -319,6 +368,10 @@ static const luaL_Reg methods[] = {
 void pool_open(lua_State *L, const pool_backend *be) {
   if (luaL_newmetatable(L, be->kind)) {
     luaL_newlib(L, methods);
+    lua_pushvalue(L, -2);
+    fut_push_metatable(L);
+    lua_pushcclosure(L, l_submit, 2);
+    lua_setfield(L, -2, "submit");
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, l_gc);
     lua_setfield(L, -2, "__gc");
@@ -327,7 +380,7 @@ void pool_open(lua_State *L, const pool_backend *be) {
     lua_pushcfunction(L, l_tostring);
     lua_setfield(L, -2, "__tostring");
     lua_pushboolean(L, 1);
-    lua_setfield(L, -2, "__futures_executor");
+    lua_rawsetp(L, -2, EXECUTOR_MARK);
   }
   /* The Lua front adds map and friends to the method table. */
   lua_getfield(L, -1, "__index");
@@ -363,6 +416,7 @@ pool_t *pool_push_new(lua_State *L, const pool_backend *be) {
   pthread_cond_init(&p->work, NULL);
   p->max_workers = (int)max;
   p->max_tasks = (int)max_tasks;
+  p->may_spin = sysconf(_SC_NPROCESSORS_ONLN) > 1;
   p->number = atomic_fetch_add(&pool_numbers[be->broken_kind], 1);
   p->owner = o;
   owner_ref(o);

@@ -34,11 +34,13 @@ struct pool {
   pthread_mutex_t mu;
   pthread_cond_t work;        /* workers wait here for tasks */
   fut_t *head, *tail;         /* pending futures, FIFO (queue holds refs) */
-  int npending;
+  atomic_int npending;         /* changed under mu; a spinning worker reads it without */
   int max_workers;
   int nworkers;               /* started and not yet exited */
   atomic_int live;            /* same, readable without the lock */
   int idle, wakeups;          /* idle workers; signals sent, not yet taken */
+  int spinning;               /* a worker is about to sleep, looking for work first */
+  int may_spin;               /* more than one CPU */
   int nstarted;
   atomic_int shutdown;        /* set under mu; read without it by the owner */
   atomic_int broken;          /* likewise */

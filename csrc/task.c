@@ -11,7 +11,8 @@
 #include "task.h"
 #include "transfer.h"
 
-#define TBKEY "futures.lasttraceback"
+static const char k_traceback;
+#define TBKEY (&k_traceback)   /* the traceback of the error being raised */
 
 typedef struct run_ctx {
   const tr_msg *call;
@@ -34,7 +35,7 @@ static int msgh(lua_State *L) {
       msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
   }
   luaL_traceback(L, L, msg, 1);
-  lua_setfield(L, LUA_REGISTRYINDEX, TBKEY);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, TBKEY);
   lua_settop(L, 1);
   return 1;
 }
@@ -74,11 +75,11 @@ int task_run(lua_State *L, const tr_msg *call, tr_msg *out, char **traceback, in
     const char *e = lua_tostring(L, -1);
     out_text(&c, OUT_TRANSFER, e ? e : "error while passing values");
   }
-  if (c.outcome == OUT_ERROR && lua_getfield(L, LUA_REGISTRYINDEX, TBKEY) == LUA_TSTRING) {
+  if (c.outcome == OUT_ERROR && lua_rawgetp(L, LUA_REGISTRYINDEX, TBKEY) == LUA_TSTRING) {
     *traceback = strdup(lua_tostring(L, -1));
   }
   lua_pushnil(L);
-  lua_setfield(L, LUA_REGISTRYINDEX, TBKEY);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, TBKEY);
   lua_settop(L, top);
   return c.outcome;
 }

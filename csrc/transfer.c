@@ -54,14 +54,21 @@ enum {
 };
 
 #define REF_MINSTR 32
-#define FNCACHE "futures.fncache"      /* closure -> blob (weak keys) */
-#define CODECACHE "futures.codecache"  /* dump string -> blob (weak values) */
-#define LOADCACHE "futures.loadcache"  /* blob id -> loaded closure */
-#define NAMES "futures.names"          /* C function or module -> name */
-#define NAMESCOUNT "futures.namessig"
-#define SEEN_KEY "futures.scratch.seen"   /* reused bookkeeping tables */
-#define REFS_KEY "futures.scratch.refs"
-#define MTS_KEY "futures.scratch.mts"
+/* The codec's per-state context: one registry table, found by the address
+ * of k_ctx (no string to intern on every call), whose slots hold the
+ * caches and the reusable bookkeeping tables. */
+static const char k_ctx;
+enum {
+  CTX_FNCACHE = 1,  /* closure -> blob (weak keys) */
+  CTX_CODECACHE,    /* dump string -> blob (weak values) */
+  CTX_LOADCACHE,    /* blob id -> loaded closure */
+  CTX_NAMES,        /* C function or module -> name */
+  CTX_NAMESSIG,     /* the signature of package.loaded it was built from */
+  CTX_SEEN,         /* scratch tables (false while one is in use) */
+  CTX_REFS,
+  CTX_MTS,
+  CTX_SLOTS = CTX_MTS
+};
 #define BLOB_MT "futures.blob"
 #define LOADCACHE_MAX 1024
 
@@ -95,13 +102,29 @@ static int blob_gc(lua_State *L) {
   return 0;
 }
 
-static void weak_table(lua_State *L, const char *key, const char *mode) {
+static void weak_table(lua_State *L, int ctx, int slot, const char *mode) {
   lua_newtable(L);
   lua_createtable(L, 0, 1);
   lua_pushstring(L, mode);
   lua_setfield(L, -2, "__mode");
   lua_setmetatable(L, -2);
-  lua_setfield(L, LUA_REGISTRYINDEX, key);
+  lua_rawseti(L, ctx, slot);
+}
+
+/* Pushes the context, made on first use. */
+static void push_ctx(lua_State *L) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &k_ctx) == LUA_TTABLE) return;
+  lua_pop(L, 1);
+  luaL_checkstack(L, 4, NULL);
+  lua_createtable(L, CTX_SLOTS, 0);
+  int ctx = lua_gettop(L);
+  for (int i = 1; i <= CTX_SLOTS; i++) { lua_pushboolean(L, 0); lua_rawseti(L, ctx, i); }
+  weak_table(L, ctx, CTX_FNCACHE, "k");
+  weak_table(L, ctx, CTX_CODECACHE, "v");
+  lua_newtable(L);
+  lua_rawseti(L, ctx, CTX_LOADCACHE);
+  lua_pushvalue(L, ctx);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &k_ctx);
 }
 
 void tr_open(lua_State *L) {
@@ -111,37 +134,33 @@ void tr_open(lua_State *L) {
     lua_setfield(L, -2, "__gc");
   }
   lua_pop(L, 1);
-  if (lua_getfield(L, LUA_REGISTRYINDEX, FNCACHE) == LUA_TNIL) {
-    weak_table(L, FNCACHE, "k");
-    weak_table(L, CODECACHE, "v");
-    lua_newtable(L);
-    lua_setfield(L, LUA_REGISTRYINDEX, LOADCACHE);
-  }
+  push_ctx(L);
   lua_pop(L, 1);
 }
 
 /* ------------------------------------------------------- scratch tables */
 
-/* The encoder's and decoder's bookkeeping tables are reused per state: a
- * call takes one out of the registry (so an error midway leaves no dirty
- * table behind, the next call just makes a new one) and gives it back
- * emptied.  A big one is left to the collector instead. */
+/* The encoder's and decoder's bookkeeping tables are reused per state,
+ * and only made when a message needs them (a call of one function and a
+ * few numbers needs one, its result none).  A call takes one out of its
+ * context slot (so an error midway leaves no dirty table behind, the next
+ * call just makes a new one) and gives it back emptied.  A big one is left
+ * to the collector instead. */
 #define SCRATCH_MAX 256
 
-static int scratch_take(lua_State *L, const char *key) {
-  if (lua_getfield(L, LUA_REGISTRYINDEX, key) == LUA_TTABLE) {
-    lua_pushnil(L);
-    lua_setfield(L, LUA_REGISTRYINDEX, key);
+static void scratch_take(lua_State *L, int ctx, int slot) {
+  if (lua_rawgeti(L, ctx, slot) == LUA_TTABLE) {
+    lua_pushboolean(L, 0);
+    lua_rawseti(L, ctx, slot);
   } else {
     lua_pop(L, 1);
     lua_createtable(L, 4, 4);
   }
-  return lua_gettop(L);
 }
 
 /* Empties the table at idx (n entries: integer keys 1..n if `array`, else
  * any keys) and stores it back for the next call. */
-static void scratch_give(lua_State *L, int idx, const char *key, int n, int array) {
+static void scratch_give(lua_State *L, int ctx, int slot, int idx, int n, int array) {
   if (n > SCRATCH_MAX) return;
   if (array) {
     for (int i = 1; i <= n; i++) { lua_pushnil(L); lua_rawseti(L, idx, i); }
@@ -155,7 +174,7 @@ static void scratch_give(lua_State *L, int idx, const char *key, int n, int arra
     }
   }
   lua_pushvalue(L, idx);
-  lua_setfield(L, LUA_REGISTRYINDEX, key);
+  lua_rawseti(L, ctx, slot);
 }
 
 /* --------------------------------------------------------------- encoder */
@@ -164,7 +183,11 @@ typedef struct enc {
   lua_State *L;
   tr_msg *m;
   const tr_opts *o;
-  int seen;   /* stack index: value -> ref number; upvalue id -> fref*256+n */
+  int ctx;    /* stack index of the context (nil until first needed) */
+  int seen;   /* stack index: value -> ref number; upvalue id -> fref*256+n.
+               * Nil until the first value that may be shared, which then
+               * sits there itself until a second one makes it a table */
+  int has_ctx, has_seen;
   int names;  /* stack index of the name map (nil until first needed) */
   int names_ready;  /* 1: looked up, 2: rebuilt during this encode */
   int nrefs;
@@ -174,6 +197,33 @@ typedef struct enc {
   size_t room;  /* what the path may fill; the rest is kept for the label */
   int nups;     /* upvalue records in seen */
 } enc;
+
+static int enc_ctx(enc *e) {
+  if (!e->has_ctx) { push_ctx(e->L); lua_replace(e->L, e->ctx); e->has_ctx = 1; }
+  return e->ctx;
+}
+
+/* A value's key in seen: a string is known by its object, not its
+ * contents, so a long string is not hashed just to be found again. */
+static void push_seen_key(lua_State *L, int idx) {
+  if (lua_type(L, idx) == LUA_TSTRING) lua_pushlightuserdata(L, (void *)lua_topointer(L, idx));
+  else lua_pushvalue(L, idx);
+}
+
+static int enc_seen(enc *e) {
+  if (!e->has_seen) {
+    lua_State *L = e->L;
+    scratch_take(L, enc_ctx(e), CTX_SEEN);
+    if (e->nrefs == 1) {   /* the first value, kept in the slot so far */
+      push_seen_key(L, e->seen);
+      lua_pushinteger(L, 1);
+      lua_rawset(L, -3);
+    }
+    lua_replace(L, e->seen);
+    e->has_seen = 1;
+  }
+  return e->seen;
+}
 
 static void put(enc *e, const void *p, size_t n) {
   if (!msg_reserve(e->m, n)) luaL_error(e->L, "not enough memory");
@@ -309,30 +359,36 @@ static int enc_value(enc *e, int idx);
  * assigns it the next ref number and returns 0. */
 static int enc_ref(enc *e, int idx) {
   lua_State *L = e->L;
-  /* A string is known by its object, not its contents: no hashing of a
-   * long string just to find it again. */
-  int str = lua_type(L, idx) == LUA_TSTRING;
-  if (str) lua_pushlightuserdata(L, (void *)lua_topointer(L, idx));
-  else lua_pushvalue(L, idx);
-  if (lua_rawget(L, e->seen) == LUA_TNUMBER) {
-    lua_Integer r = lua_tointeger(L, -1);
-    lua_pop(L, 1);
-    put1(e, T_REF);
-    putv(e, (uint64_t)r);
-    return 1;
+  if (!e->has_seen && e->nrefs == 0) {   /* the first: no table needed yet */
+    lua_pushvalue(L, idx);
+    lua_replace(L, e->seen);
+    e->nrefs = 1;
+    return 0;
   }
-  lua_pop(L, 1);
-  if (str) lua_pushlightuserdata(L, (void *)lua_topointer(L, idx));
-  else lua_pushvalue(L, idx);
-  lua_pushinteger(L, ++e->nrefs);
-  lua_rawset(L, e->seen);
-  return 0;
+  lua_Integer r = 0;
+  if (!e->has_seen && lua_rawequal(L, idx, e->seen)) {
+    r = 1;
+  } else {
+    int seen = enc_seen(e);
+    push_seen_key(L, idx);
+    if (lua_rawget(L, seen) == LUA_TNUMBER) r = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    if (!r) {
+      push_seen_key(L, idx);
+      lua_pushinteger(L, ++e->nrefs);
+      lua_rawset(L, seen);
+      return 0;
+    }
+  }
+  put1(e, T_REF);
+  putv(e, (uint64_t)r);
+  return 1;
 }
 
 /* The reverse map of package.loaded: module table -> name, C function ->
  * {module, field}.  Rebuilt when package.loaded changes size, or when
  * forced (a C function it does not know may have been added since). */
-static void names_push(lua_State *L, int force) {
+static void names_push(lua_State *L, int ctx, int force) {
   lua_Integer sig = 0;
   lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
   int loaded = lua_gettop(L);
@@ -343,10 +399,10 @@ static void names_push(lua_State *L, int force) {
     sig = (lua_Integer)((lua_Unsigned)sig * 31 + (lua_Unsigned)(uintptr_t)lua_topointer(L, -1) + 1);
     lua_pop(L, 1);
   }
-  lua_getfield(L, LUA_REGISTRYINDEX, NAMESCOUNT);
-  int fresh = !force && lua_tointeger(L, -1) == sig;
+  lua_rawgeti(L, ctx, CTX_NAMESSIG);
+  int fresh = !force && lua_isinteger(L, -1) && lua_tointeger(L, -1) == sig;
   lua_pop(L, 1);
-  if (fresh && lua_getfield(L, LUA_REGISTRYINDEX, NAMES) == LUA_TTABLE) {
+  if (fresh && lua_rawgeti(L, ctx, CTX_NAMES) == LUA_TTABLE) {
     lua_remove(L, loaded);
     return;
   }
@@ -386,16 +442,16 @@ static void names_push(lua_State *L, int force) {
     lua_pop(L, 1);
   }
   lua_pushvalue(L, names);
-  lua_setfield(L, LUA_REGISTRYINDEX, NAMES);
+  lua_rawseti(L, ctx, CTX_NAMES);
   lua_pushinteger(L, sig);
-  lua_setfield(L, LUA_REGISTRYINDEX, NAMESCOUNT);
+  lua_rawseti(L, ctx, CTX_NAMESSIG);
   lua_remove(L, loaded);
 }
 
 /* Pushes the name-map entry for the value at idx (nil if none). */
 static int name_of(enc *e, int idx) {
   if (!e->names_ready) {
-    names_push(e->L, 0);
+    names_push(e->L, enc_ctx(e), 0);
     lua_replace(e->L, e->names);
     e->names_ready = 1;
   }
@@ -407,7 +463,7 @@ static int name_of(enc *e, int idx) {
 static int cfunction_name(enc *e, int idx) {
   if (name_of(e, idx) == LUA_TTABLE || e->names_ready == 2) return lua_type(e->L, -1);
   lua_pop(e->L, 1);
-  names_push(e->L, 1);
+  names_push(e->L, enc_ctx(e), 1);
   lua_replace(e->L, e->names);
   e->names_ready = 2;
   lua_pushvalue(e->L, idx);
@@ -495,8 +551,10 @@ static int dump_writer(lua_State *L, const void *p, size_t sz, void *ud) {
 }
 
 /* The shared blob of the Lua function at idx, through the two caches. */
-static tr_blob *code_blob(lua_State *L, int idx) {
-  lua_getfield(L, LUA_REGISTRYINDEX, FNCACHE);
+static tr_blob *code_blob(enc *e, int idx) {
+  lua_State *L = e->L;
+  int ctx = enc_ctx(e);
+  lua_rawgeti(L, ctx, CTX_FNCACHE);
   lua_pushvalue(L, idx);
   if (lua_rawget(L, -2) == LUA_TUSERDATA) {
     tr_blob *b = *(tr_blob **)lua_touserdata(L, -1);
@@ -512,7 +570,7 @@ static tr_blob *code_blob(lua_State *L, int idx) {
   if (bad) { msg_free(&dump); luaL_error(L, "not enough memory"); }
   lua_pushlstring(L, (const char *)dump.data, dump.len);
   msg_free(&dump);
-  lua_getfield(L, LUA_REGISTRYINDEX, CODECACHE);
+  lua_rawgeti(L, ctx, CTX_CODECACHE);
   lua_pushvalue(L, -2);
   if (lua_rawget(L, -2) != LUA_TUSERDATA) {
     lua_pop(L, 1);
@@ -558,7 +616,7 @@ static int enc_function(enc *e, int idx) {
     return 0;
   }
   lua_Integer fref = e->nrefs;
-  int bi = msg_add_blob(e->m, code_blob(L, idx));
+  int bi = msg_add_blob(e->m, code_blob(e, idx));
   if (bi < 0) luaL_error(L, "not enough memory");
   lua_Debug ar;
   lua_pushvalue(L, idx);
@@ -571,7 +629,7 @@ static int enc_function(enc *e, int idx) {
     const char *name = lua_getupvalue(L, idx, i);
     if (name && strcmp(name, "_ENV") == 0) { put1(e, U_ENV); lua_pop(L, 1); continue; }
     lua_pushlightuserdata(L, lua_upvalueid(L, idx, i));
-    if (lua_rawget(L, e->seen) == LUA_TNUMBER) {
+    if (lua_rawget(L, enc_seen(e)) == LUA_TNUMBER) {
       lua_Integer at = lua_tointeger(L, -1);
       put1(e, U_JOIN);
       putv(e, (uint64_t)(at >> 8));
@@ -582,7 +640,7 @@ static int enc_function(enc *e, int idx) {
     lua_pop(L, 1);
     lua_pushlightuserdata(L, lua_upvalueid(L, idx, i));
     lua_pushinteger(L, fref * 256 + i);
-    lua_rawset(L, e->seen);
+    lua_rawset(L, enc_seen(e));
     e->nups++;
     if (!enc_value(e, lua_gettop(L))) {
       char buf[80];
@@ -635,11 +693,11 @@ static int enc_value(enc *e, int idx) {
 int tr_encode(lua_State *L, int first, int n, tr_msg *m, const tr_opts *o, char err[TR_ERRLEN]) {
   first = lua_absindex(L, first);
   luaL_checkstack(L, 8, NULL);
-  enc e = {L, m, o, 0, 0, 0, 0, 0, err, 0, TR_ERRLEN - 80, 0};
+  enc e = {0};
+  e.L = L, e.m = m, e.o = o, e.err = err, e.room = TR_ERRLEN - 80;
   err[0] = '\0';
-  e.seen = scratch_take(L, SEEN_KEY);
-  lua_pushnil(L);
-  e.names = lua_gettop(L);
+  lua_settop(L, lua_gettop(L) + 3);   /* room for the context, seen, names */
+  e.ctx = lua_gettop(L) - 2, e.seen = e.ctx + 1, e.names = e.ctx + 2;
   putv(&e, (uint64_t)n);
   for (int k = 0; k < n; k++) {
     if (!enc_value(&e, first + k)) {
@@ -651,12 +709,12 @@ int tr_encode(lua_State *L, int first, int n, tr_msg *m, const tr_opts *o, char 
       e.room = TR_ERRLEN - 1;  /* the label always shows */
       if (err[0] != ' ') prepend(&e, ": ");
       prepend(&e, label);
-      lua_settop(L, e.seen - 1);
+      lua_settop(L, e.ctx - 1);
       return 0;
     }
   }
-  scratch_give(L, e.seen, SEEN_KEY, e.nrefs + e.nups, 0);
-  lua_settop(L, e.seen - 1);
+  if (e.has_seen) scratch_give(L, e.ctx, CTX_SEEN, e.seen, e.nrefs + e.nups, 0);
+  lua_settop(L, e.ctx - 1);
   return 1;
 }
 
@@ -666,8 +724,11 @@ typedef struct dec {
   lua_State *L;
   const tr_msg *m;
   const unsigned char *p, *end;
-  int refs;   /* stack index: ref number -> value */
+  int ctx;    /* stack index of the context; the next two: */
+  int refs;   /* stack index: ref number -> value; holds the first value
+               * itself until a second one makes it a table */
   int mts;    /* stack index: table, metatable, table, metatable, ... */
+  int has_ctx, has_refs, has_mts;   /* each nil until first needed */
   int nrefs, nmts;
   int depth;
   int lightuserdata;
@@ -690,9 +751,34 @@ static lua_Integer unzigzag(uint64_t v) {
   return (lua_Integer)((v >> 1) ^ (uint64_t)-(int64_t)(v & 1));
 }
 
+/* Pushes the value of ref r (1 <= r <= nrefs). */
+static void push_ref(dec *d, uint64_t r) {
+  if (d->has_refs) lua_rawgeti(d->L, d->refs, (lua_Integer)r);
+  else lua_pushvalue(d->L, d->refs);
+}
+
+static int dec_ctx(dec *d) {
+  if (!d->has_ctx) { push_ctx(d->L); lua_replace(d->L, d->ctx); d->has_ctx = 1; }
+  return d->ctx;
+}
+
 static void add_ref(dec *d) {
-  lua_pushvalue(d->L, -1);
-  lua_rawseti(d->L, d->refs, ++d->nrefs);
+  lua_State *L = d->L;
+  if (d->nrefs == 0) {
+    lua_pushvalue(L, -1);
+    lua_replace(L, d->refs);
+    d->nrefs = 1;
+    return;
+  }
+  if (!d->has_refs) {
+    scratch_take(L, dec_ctx(d), CTX_REFS);
+    lua_pushvalue(L, d->refs);
+    lua_rawseti(L, -2, 1);
+    lua_replace(L, d->refs);
+    d->has_refs = 1;
+  }
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, d->refs, ++d->nrefs);
 }
 
 /* Names in a message are not NUL-terminated: printed with "%.*s". */
@@ -788,6 +874,11 @@ static int dec_table(dec *d) {
     /* Set once the whole message is in: the metatable may still be filling
      * (a class that holds its instances), and a __gc added after
      * setmetatable would not count. */
+    if (!d->has_mts) {
+      scratch_take(L, dec_ctx(d), CTX_MTS);
+      lua_replace(L, d->mts);
+      d->has_mts = 1;
+    }
     lua_pushvalue(L, t);
     lua_rawseti(L, d->mts, ++d->nmts);
     lua_rawseti(L, d->mts, ++d->nmts);
@@ -804,7 +895,7 @@ static int dec_table(dec *d) {
 static int load_blob(dec *d, tr_blob *b, int cached) {
   lua_State *L = d->L;
   if (cached) {
-    lua_getfield(L, LUA_REGISTRYINDEX, LOADCACHE);
+    lua_rawgeti(L, dec_ctx(d), CTX_LOADCACHE);
     if (lua_rawgeti(L, -1, (lua_Integer)b->id) == LUA_TFUNCTION) {
       lua_remove(L, -2);
       return 1;
@@ -825,7 +916,7 @@ static int load_blob(dec *d, tr_blob *b, int cached) {
     if (count > LOADCACHE_MAX) {
       lua_newtable(L);
       lua_pushvalue(L, -1);
-      lua_setfield(L, LUA_REGISTRYINDEX, LOADCACHE);
+      lua_rawseti(L, dec_ctx(d), CTX_LOADCACHE);
       lua_replace(L, -3);
       count = 1;
     }
@@ -877,7 +968,7 @@ static int dec_function(dec *d) {
       d->p++;
       if (!getv(d, &fr) || !getv(d, &n)) return 0;
       if (fr < 1 || fr > (uint64_t)d->nrefs || n < 1 || n > 255) return bad(d, "bad shared upvalue");
-      lua_rawgeti(L, d->refs, (lua_Integer)fr);
+      push_ref(d, fr);
       if (lua_type(L, -1) != LUA_TFUNCTION || lua_iscfunction(L, -1) ||
           !lua_getupvalue(L, -1, (int)n))
         return bad(d, "bad shared upvalue");
@@ -926,7 +1017,7 @@ static int dec_value(dec *d) {
     case T_REF:
       if (!getv(d, &v)) return 0;
       if (v < 1 || v > (uint64_t)d->nrefs) return bad(d, "reference out of range");
-      lua_rawgeti(L, d->refs, (lua_Integer)v);
+      push_ref(d, v);
       return 1;
     case T_LFUNC: return dec_function(d);
     case T_CFUNC: {
@@ -963,7 +1054,9 @@ static int dec_value(dec *d) {
 }
 
 int tr_decode(lua_State *L, const tr_msg *m, size_t *pos, int lightuserdata, char err[TR_ERRLEN]) {
-  dec d = {L, m, m->data, m->data + m->len, 0, 0, 0, 0, 0, lightuserdata, 0, err};
+  dec d = {0};
+  d.L = L, d.m = m, d.p = m->data, d.end = m->data + m->len, d.lightuserdata = lightuserdata;
+  d.err = err;
   uint64_t n;
   err[0] = '\0';
   if (*pos > m->len) return bad(&d, "truncated"), -1;
@@ -973,10 +1066,10 @@ int tr_decode(lua_State *L, const tr_msg *m, size_t *pos, int lightuserdata, cha
   if (!getv(&d, &n)) return -1;
   if (n > left(&d) || n > 1000000) return bad(&d, "too many values"), -1;
   if (!lua_checkstack(L, (int)n + 8)) return bad(&d, "too many values"), -1;
-  d.refs = scratch_take(L, REFS_KEY);
-  d.mts = scratch_take(L, MTS_KEY);
+  lua_settop(L, lua_gettop(L) + 3);   /* room for the context, refs, mts */
+  d.ctx = lua_gettop(L) - 2, d.refs = d.ctx + 1, d.mts = d.ctx + 2;
   for (uint64_t i = 0; i < n; i++) {
-    if (!dec_value(&d)) { lua_settop(L, d.refs - 1); return -1; }
+    if (!dec_value(&d)) { lua_settop(L, d.ctx - 1); return -1; }
   }
   for (int i = 1; i < d.nmts; i += 2) {
     lua_rawgeti(L, d.mts, i);
@@ -984,10 +1077,10 @@ int tr_decode(lua_State *L, const tr_msg *m, size_t *pos, int lightuserdata, cha
     lua_setmetatable(L, -2);
     lua_pop(L, 1);
   }
-  scratch_give(L, d.mts, MTS_KEY, d.nmts, 1);
-  scratch_give(L, d.refs, REFS_KEY, d.nrefs, 1);
-  lua_remove(L, d.mts);
-  lua_remove(L, d.refs);
+  if (d.has_mts) scratch_give(L, d.ctx, CTX_MTS, d.mts, d.nmts, 1);
+  if (d.has_refs) scratch_give(L, d.ctx, CTX_REFS, d.refs, d.nrefs, 1);
+  lua_rotate(L, d.ctx, -3);   /* the values down, the three slots up */
+  lua_pop(L, 3);
   *pos = (size_t)(d.p - m->data);
   return (int)n;
 }

@@ -17,6 +17,8 @@
 #include "wait.h"
 
 #define WAITER_MT "futures.Waiter"
+static const char k_waiter;
+#define WAITER_KEY (&k_waiter)
 enum { FIRST_COMPLETED = 1, FIRST_EXCEPTION = 2, ALL_COMPLETED = 3 };
 
 void waiter_notify(watch_t *node) {
@@ -139,7 +141,7 @@ static int l_wait(lua_State *L) {
 typedef struct iter_box { waiter_t w; int live; } iter_box;
 
 static int iter_close(lua_State *L) {
-  iter_box *b = luaL_checkudata(L, 1, WAITER_MT);
+  iter_box *b = core_checkudata(L, 1, WAITER_KEY, WAITER_MT);
   if (b->live) { waiter_release(&b->w); owner_unref(b->w.owner); b->live = 0; }
   return 0;
 }
@@ -149,7 +151,7 @@ static int has_next(void *p) { waiter_t *w = p; return w->qhead < w->qtail; }
 /* waiter:next(deadline) -> index of the next completed future, or nil when
  * all were yielded; raises TimeoutError when the deadline passes first. */
 static int iter_next(lua_State *L) {
-  iter_box *b = luaL_checkudata(L, 1, WAITER_MT);
+  iter_box *b = core_checkudata(L, 1, WAITER_KEY, WAITER_MT);
   double deadline = luaL_optnumber(L, 2, -1);
   if (!b->live) return 0;
   waiter_t *w = &b->w;
@@ -179,7 +181,7 @@ static int l_waiter(lua_State *L) {
   fut_t **fs = collect(L, 1, &n);
   iter_box *b = lua_newuserdatauv(L, sizeof *b, 1);
   b->live = 0;
-  luaL_setmetatable(L, WAITER_MT);
+  core_setmetatable(L, WAITER_KEY);
   lua_pushvalue(L, 1);            /* keeps the futures alive */
   lua_setiuservalue(L, -2, 1);
   owner_t *o = owner_get(L);
@@ -195,7 +197,7 @@ static int l_poll(lua_State *L) {
 }
 
 void wait_open(lua_State *L) {
-  if (luaL_newmetatable(L, WAITER_MT)) {
+  if (core_newmetatable(L, WAITER_KEY, WAITER_MT)) {
     lua_pushcfunction(L, iter_close);
     lua_setfield(L, -2, "__gc");
     lua_pushcfunction(L, iter_close);
