@@ -11,15 +11,17 @@
 #include "task.h"
 #include "transfer.h"
 
-static const char k_traceback;
-#define TBKEY (&k_traceback)   /* the traceback of the error being raised */
-
 typedef struct run_ctx {
   const tr_msg *call;
   tr_msg *out;
   int outcome;
   int lightuserdata;
+  char *traceback;   /* set by msgh */
 } run_ctx;
+
+/* The call this thread is running, for its message handler: one per
+ * thread at a time (a worker runs its calls one after the other). */
+static _Thread_local run_ctx *running;
 
 static int msgh(lua_State *L) {
   /* Never lua_tostring on slot 1: it would turn a number error into a
@@ -35,7 +37,8 @@ static int msgh(lua_State *L) {
       msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
   }
   luaL_traceback(L, L, msg, 1);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, TBKEY);
+  free(running->traceback);
+  running->traceback = strdup(lua_tostring(L, -1));   /* NULL if out of memory: no traceback */
   lua_settop(L, 1);
   return 1;
 }
@@ -67,7 +70,9 @@ static int run_protected(lua_State *L) {
 
 int task_run(lua_State *L, const tr_msg *call, tr_msg *out, char **traceback, int lightuserdata) {
   int top = lua_gettop(L);
-  run_ctx c = {call, out, OUT_TRANSFER, lightuserdata};
+  run_ctx c = {call, out, OUT_TRANSFER, lightuserdata, NULL};
+  run_ctx *outer = running;
+  running = &c;
   *traceback = NULL;
   lua_pushcfunction(L, run_protected);
   lua_pushlightuserdata(L, &c);
@@ -75,11 +80,9 @@ int task_run(lua_State *L, const tr_msg *call, tr_msg *out, char **traceback, in
     const char *e = lua_tostring(L, -1);
     out_text(&c, OUT_TRANSFER, e ? e : "error while passing values");
   }
-  if (c.outcome == OUT_ERROR && lua_rawgetp(L, LUA_REGISTRYINDEX, TBKEY) == LUA_TSTRING) {
-    *traceback = strdup(lua_tostring(L, -1));
-  }
-  lua_pushnil(L);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, TBKEY);
+  running = outer;
+  if (c.outcome == OUT_ERROR) *traceback = c.traceback;
+  else free(c.traceback);
   lua_settop(L, top);
   return c.outcome;
 }
