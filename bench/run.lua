@@ -345,8 +345,9 @@ do
       fut = fig(f[1], f[2], "map", 1e6), py = fig(p[1], p[2], "map", 1e6),
       targets = kind == "process" and { min_ratio(1) } or nil }
   end
-  notes[#notes + 1] = ("W1: %d tasks x -> x + 1, median of %d rounds (Python: %d threads, %d processes); "
-    .. "threads ignore chunksize."):format(c.n, c.rounds * c.reps, c.py_rounds.thread, c.py_rounds.process)
+  notes[#notes + 1] = ("W1: %d tasks x -> x + 1, median of %d rounds (Python: %d threads, %d processes), "
+    .. "each after one untimed round; threads ignore chunksize.")
+    :format(c.n, c.rounds * c.reps, c.py_rounds.thread, c.py_rounds.process)
 end
 
 ---------------------------------------------------------------- W2

@@ -12,9 +12,9 @@
  * it on real tables before anything uses it: a table with two numbers and
  * a metatable, one with a hash part, a write read back through the API.
  * Any mismatch (another Lua, a patched or 32-bit build) leaves direct
- * access off and the codec on the public API, only slower.  Only numbers
- * are read or written this way: they are not collectable, so no write
- * barrier is owed to the collector.
+ * access off and the codec on the public API, only slower.  Only numbers,
+ * booleans and nils are read or written this way: they are not
+ * collectable, so no write barrier is owed to the collector.
  */
 #include <stdatomic.h>
 #include <stdint.h>
@@ -41,11 +41,15 @@ static ap_table *table_at(lua_State *L, int idx) {
 
 #if LUA_VERSION_NUM == 504
 static int layout_matches(lua_State *L) {
-  lua_createtable(L, 2, 0);
+  lua_createtable(L, 5, 0);
   lua_pushnumber(L, 1.25);
   lua_rawseti(L, -2, 1);
   lua_pushinteger(L, -7);
   lua_rawseti(L, -2, 2);
+  lua_pushboolean(L, 1);
+  lua_rawseti(L, -2, 3);
+  lua_pushboolean(L, 0);
+  lua_rawseti(L, -2, 4);   /* and [5] stays empty */
   lua_createtable(L, 0, 1);
   lua_pushboolean(L, 1);
   lua_setfield(L, -2, "k");
@@ -53,18 +57,22 @@ static int layout_matches(lua_State *L) {
   lua_setmetatable(L, -3);
   ap_table *a = table_at(L, -2), *h = table_at(L, -1);
   int ok = a->tt == LUA_TTABLE && h->tt == LUA_TTABLE
-        && a->alimit == 2 && a->lastfree == NULL && a->metatable == h
+        && a->alimit == 5 && a->lastfree == NULL && a->metatable == h
         && a->array != NULL && (uintptr_t)a->array % sizeof(void *) == 0
         && h->alimit == 0 && h->lsizenode == 0 && h->lastfree != NULL
         && h->metatable == NULL;
   ok = ok && a->array[0].tt == AP_FLT && a->array[0].v.n == 1.25
-          && a->array[1].tt == AP_INT && a->array[1].v.i == -7;
-  if (ok) {   /* a write must read back as the number it is */
+          && a->array[1].tt == AP_INT && a->array[1].v.i == -7
+          && a->array[2].tt == AP_TRUE && a->array[3].tt == AP_FALSE
+          && AP_ISNIL(a->array[4].tt);
+  if (ok) {   /* writes must read back as what they are */
     a->array[0].v.i = 42;
     a->array[0].tt = AP_INT;
+    a->array[1].tt = AP_FALSE;
     lua_rawgeti(L, -2, 1);
-    ok = lua_isinteger(L, -1) && lua_tointeger(L, -1) == 42;
-    lua_pop(L, 1);
+    lua_rawgeti(L, -3, 2);
+    ok = lua_isinteger(L, -2) && lua_tointeger(L, -2) == 42 && lua_isboolean(L, -1) && !lua_toboolean(L, -1);
+    lua_pop(L, 2);
   }
   lua_pop(L, 2);
   return ok;
@@ -75,7 +83,7 @@ static int layout_matches(lua_State *L) { return 0; }
 
 void ap_check(lua_State *L) {
   if (atomic_load(&verified)) return;
-  luaL_checkstack(L, 3, NULL);
+  luaL_checkstack(L, 4, NULL);
   int ok = lua_version(L) == 504 && sizeof(lua_Number) == 8 && sizeof(lua_Integer) == 8
         && layout_matches(L);
   atomic_store(&enabled, ok);

@@ -1,5 +1,5 @@
 /* Direct access to the array part of a Lua 5.4 table, for the codec's
- * arrays of numbers.  Usable only once ap_check has verified, in a live
+ * arrays of numbers and booleans.  Usable only once ap_check has verified, in a live
  * state, that this Lua lays tables out as these declarations say; every
  * function below then answers, and otherwise says "not available" so the
  * caller takes the public API. */
@@ -16,6 +16,9 @@ typedef struct ap_slot {
 
 #define AP_INT 0x03     /* LUA_VNUMINT */
 #define AP_FLT 0x13     /* LUA_VNUMFLT */
+#define AP_FALSE 0x01   /* LUA_VFALSE */
+#define AP_TRUE 0x11    /* LUA_VTRUE */
+#define AP_ISNIL(tt) (((tt) & 0x0f) == 0)   /* nil, empty or absent key */
 
 /* Verifies the layout once per process (later calls return at once). */
 void ap_check(lua_State *L);

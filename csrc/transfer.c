@@ -268,12 +268,13 @@ static int put_number(enc *e, int idx) {
 }
 
 /* Writes slots i.. of the table at idx, up to n, straight from its array
- * part while they hold numbers; returns the first slot not written.  Room
+ * part while they hold numbers, booleans or nil; returns the first slot
+ * not written.  Room
  * is made for a whole run of up to RUN numbers at once (11 bytes each at
  * most; what a run leaves unwritten is never touched), so a big array
  * grows the message once instead of doubling it many times. */
 #define RUN (1 << 20)
-static lua_Integer put_numbers(enc *e, int idx, lua_Integer i, lua_Integer n) {
+static lua_Integer put_scalars(enc *e, int idx, lua_Integer i, lua_Integer n) {
   size_t len;
   const ap_slot *a = ap_array(e->L, idx, &len);
   if (!a) return i;
@@ -285,6 +286,9 @@ static lua_Integer put_numbers(enc *e, int idx, lua_Integer i, lua_Integer n) {
       const ap_slot *s = &a[i - 1];
       if (s->tt == AP_FLT) d = put_flt_at(d, s->v.n);
       else if (s->tt == AP_INT) d = put_int_at(d, s->v.i);
+      else if (s->tt == AP_TRUE) *d++ = T_TRUE;
+      else if (s->tt == AP_FALSE) *d++ = T_FALSE;
+      else if (AP_ISNIL(s->tt)) *d++ = T_NIL;
       else break;
     }
     e->m->len = (size_t)(d - e->m->data);
@@ -496,7 +500,7 @@ static int enc_table(enc *e, int idx) {
   put(e, pad, 5);
   int top = lua_gettop(L);
   for (lua_Integer i = 1; i <= n; i++) {
-    if ((i = put_numbers(e, idx, i, n)) > n) break;
+    if ((i = put_scalars(e, idx, i, n)) > n) break;
     if (lua_rawgeti(L, idx, i) == LUA_TNUMBER && put_number(e, top + 1)) {
       lua_pop(L, 1);   /* a number past the array part: no dispatch */
       continue;
@@ -815,9 +819,10 @@ static int get_str(dec *d, const char **s, size_t *len) {
 static int dec_value(dec *d);
 
 /* Fills slots i.. of the new table at t, up to n, straight into its array
- * part while the message holds numbers; returns the first slot not
- * filled, or 0 for malformed bytes. */
-static uint64_t get_numbers(dec *d, int t, uint64_t i, uint64_t n) {
+ * part while the message holds numbers, booleans or nil (the new table's
+ * slots are empty already); returns the first slot not filled, or 0 for
+ * malformed bytes. */
+static uint64_t get_scalars(dec *d, int t, uint64_t i, uint64_t n) {
   size_t len;
   ap_slot *a = ap_array(d->L, t, &len);
   if (!a) return i;
@@ -834,6 +839,10 @@ static uint64_t get_numbers(dec *d, int t, uint64_t i, uint64_t n) {
       if (!getv(d, &v)) return 0;
       s->v.i = unzigzag(v);
       s->tt = AP_INT;
+    } else if (*d->p == T_TRUE || *d->p == T_FALSE) {
+      s->tt = *d->p++ == T_TRUE ? AP_TRUE : AP_FALSE;
+    } else if (*d->p == T_NIL) {
+      d->p++;
     } else {
       break;
     }
@@ -857,7 +866,7 @@ static int dec_table(dec *d) {
   add_ref(d);
   int t = lua_gettop(L);
   for (uint64_t i = 1; i <= narr; i++) {
-    if ((i = get_numbers(d, t, i, narr)) == 0) return 0;
+    if ((i = get_scalars(d, t, i, narr)) == 0) return 0;
     if (i > narr) break;
     if (!dec_value(d)) return 0;
     lua_rawseti(L, t, (lua_Integer)i);

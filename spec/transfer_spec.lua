@@ -256,10 +256,10 @@ describe("transfer", function()
     end)
   end)
 
-  -- Arrays of numbers are read from and written into array parts directly
-  -- when the layout check passed; every case runs both ways.
+  -- Arrays of numbers and booleans are read from and written into array
+  -- parts directly when the layout check passed; every case runs both ways.
   for _, direct in ipairs({ true, false }) do
-    describe("arrays of numbers (direct access " .. (direct and "on" or "off") .. ")", function()
+    describe("arrays of numbers and booleans (direct access " .. (direct and "on" or "off") .. ")", function()
       local was
       setup(function()
         was = core._direct_arrays()
@@ -300,6 +300,14 @@ describe("transfer", function()
         assert.equal(c[4], c[9])
         local only = { 1.5, 2, 3.5, { 4 } }
         same(only, rt(only))
+      end)
+
+      it("keep booleans and holes among the numbers", function()
+        local t = { true, false, 1, nil, 2.5, true, nil, nil, false, -3 }
+        same(t, rt(t))
+        local flags = {}
+        for i = 1, 10000 do flags[i] = i % 3 == 0 end
+        same(flags, rt(flags))
       end)
 
       it("keep holes, keys past the border and hash keys", function()

@@ -202,17 +202,27 @@ local function map(self, fn, ...)
     end
     return true
   end
+  local first = iters[1]
   local function submit_more()
     if exhausted then return end
     if batch then
       local args, n = {}, 0
-      while n < chunksize and read_args(args, n * nit) do n = n + 1 end
+      if nit == 1 then   -- the common case, without a call per argument
+        while n < chunksize do
+          local v = first()
+          if v == nil then exhausted = true; break end
+          n = n + 1
+          args[n] = v
+        end
+      else
+        while n < chunksize and read_args(args, n * nit) do n = n + 1 end
+      end
       if n == 0 then return end
       local chunk = { batch(self, fn, args, n, nit), 0 }
       for j = nsub + 1, nsub + n do futs[j] = chunk end
       nsub = nsub + n
     elseif nit == 1 then
-      local v = iters[1]()
+      local v = first()
       if v == nil then exhausted = true; return end
       nsub = nsub + 1
       futs[nsub] = submit(self, fn, v)
@@ -234,34 +244,53 @@ local function map(self, fn, ...)
   -- buffer is refilled only once a result is taken: never more than
   -- buffersize calls in flight.
   local i = 0
-  local function taken(...)
-    futs[i] = nil
+  local function refill()
     if buffersize then
       while nsub - i < buffersize and not exhausted do submit_more() end
     end
+  end
+  local function taken(...)
+    futs[i] = nil
+    refill()
     return i, ...
   end
-  local function iter()
-    i = i + 1
-    if i > nsub then submit_more() end
-    local entry = futs[i]
-    if entry == nil then return nil end
-    local left = deadline and math.max(0, deadline - monotonic())
-    if is_future(entry) then
-      return taken(entry:result(left))
+  local function time_left() return deadline and math.max(0, deadline - monotonic()) end
+  local iter
+  if batch then
+    -- A chunk: ok, n, values... per call, one after the other; its
+    -- outcome is fetched once, at its first call's turn.
+    iter = function()
+      i = i + 1
+      if i > nsub then submit_more() end
+      local entry = futs[i]
+      if entry == nil then return nil end
+      local res = entry[3]
+      if not res then
+        res = entry[1]:result(time_left())
+        entry[3] = res
+      end
+      local c = entry[2]
+      local ok, n = res[c + 1], res[c + 2]
+      entry[2] = c + 2 + n
+      if not ok then error(res[c + 3], 0) end
+      futs[i] = nil
+      refill()
+      if n == 1 then return i, res[c + 3] end
+      return i, unpack(res, c + 3, c + 2 + n)
     end
-    -- A chunk: ok, n, values... per call, one after the other.
-    local res = entry[1]:result(left)
-    local c = entry[2]
-    local ok, n = res[c + 1], res[c + 2]
-    entry[2] = c + 2 + n
-    if not ok then error(res[c + 3], 0) end
-    return taken(unpack(res, c + 3, c + 2 + n))
+  else
+    iter = function()
+      i = i + 1
+      if i > nsub then submit_more() end
+      local entry = futs[i]
+      if entry == nil then return nil end
+      return taken(entry:result(time_left()))
+    end
   end
   local closer = setmetatable({}, { __close = function()
     for j = i, nsub do
       local entry = futs[j]
-      if entry then (is_future(entry) and entry or entry[1]):cancel() end
+      if entry then (batch and entry[1] or entry):cancel() end
     end
   end })
   return iter, nil, nil, closer
@@ -333,6 +362,10 @@ end
 -- call on either side.
 local function run_chunk(fn, args, ncalls, nargs)
   local out, pos = {}, 0
+  if nargs == 1 then
+    for j = 1, ncalls do pos = put_outcome(out, pos, pcall(fn, args[j])) end
+    return out
+  end
   for j = 0, ncalls - 1 do
     local base = j * nargs
     pos = put_outcome(out, pos, pcall(fn, unpack(args, base + 1, base + nargs)))
