@@ -32,7 +32,7 @@ end
 local CFG = {
   w1 = { n = 20000, reps = 1, rounds = 5, py_rounds = { thread = 5, process = 3 } },
   w2 = { reps = 1, rounds = 5, py_rounds = 3 },
-  w3 = { tasks = 200, n = 50000, reps = 1, rounds = 5, py_rounds = 3 },
+  w3 = { tasks = 200, n = 50000, reps = 1, rounds = 5, py_rounds = 5 },
   w4 = { reps = 10, rounds = 2 },
   w5 = { sizes = { 1000, 10000, 100000 }, reps = { 5, 5, 3 },
          py_reps = { thread = { 5, 3, 1 }, process = { 3, 1, 0 } } },
