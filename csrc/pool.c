@@ -340,7 +340,9 @@ static int l_gc(lua_State *L) {
 static int l_tostring(lua_State *L) {
   pool_t *p = pool_check(L, 1);
   pthread_mutex_lock(&p->mu);
-  int max = p->max_workers, n = p->nworkers, pending = p->npending;
+  int max = p->max_workers, n = p->nworkers, pending = 0;
+  for (fut_t *f = p->head; f; f = f->next)   /* cancelled calls wait to be skipped */
+    if (atomic_load(&f->state) == F_PENDING) pending++;
   const char *state = p->broken ? " broken" : p->shutdown ? " shutdown" : "";
   pthread_mutex_unlock(&p->mu);
   lua_pushfstring(L, "<%s max_workers=%d workers=%d pending=%d%s>", p->be->kind, max, n, pending, state);
