@@ -531,6 +531,27 @@ describe("done callbacks", function()
   end)
 end)
 
+describe("Future and executor methods", function()
+  it("refuse an object that is not theirs, with the expected type named", function()
+    local f = futures.Future()
+    local ex <close> = futures.ThreadPoolExecutor(1)
+    local methods = getmetatable(f).__index
+    for _, bad in ipairs({ {}, "x", 1, io.stdout, ex }) do
+      for _, name in ipairs({ "result", "done", "cancel", "add_done_callback", "set_result" }) do
+        local ok, e = pcall(methods[name], bad, print)
+        assert.is_false(ok, name)
+        assert.matches("futures.Future expected", e, 1, true)
+      end
+      assert.is_false((pcall(getmetatable(f).__tostring, bad)))
+    end
+    local ok, e = pcall(ex.submit, f, print)
+    assert.is_false(ok)
+    assert.matches("executor expected", e, 1, true)
+    assert.is_false((pcall(ex.submit, io.stdout, print)))
+    assert.is_true(getmetatable(ex.submit(ex, math.abs, -1)) == getmetatable(f))
+  end)
+end)
+
 describe("a bare Future", function()
   it("goes through the states a custom executor drives", function()
     local f = futures.Future()
