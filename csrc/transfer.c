@@ -827,26 +827,31 @@ static uint64_t get_scalars(dec *d, int t, uint64_t i, uint64_t n) {
   ap_slot *a = ap_array(d->L, t, &len);
   if (!a) return i;
   if (len < n) n = len;
-  for (; i <= n && d->p < d->end; i++) {
+  /* Locals: a store to a slot's tag byte may alias d's fields. */
+  const unsigned char *p = d->p, *end = d->end;
+  for (; i <= n && p < end; i++) {
     ap_slot *s = &a[i - 1];
-    if (*d->p == T_FLT && left(d) >= 9) {
-      memcpy(&s->v.n, d->p + 1, 8);
+    unsigned char tag = *p;
+    if (tag == T_FLT && end - p >= 9) {
+      memcpy(&s->v.n, p + 1, 8);
       s->tt = AP_FLT;
-      d->p += 9;
-    } else if (*d->p == T_INT) {
+      p += 9;
+    } else if (tag == T_INT) {
       uint64_t v;
-      d->p++;
-      if (!getv(d, &v)) return 0;
+      p++;
+      if (!tr_get_varint(&p, end, &v)) { d->p = p; return bad(d, "truncated number"); }
       s->v.i = unzigzag(v);
       s->tt = AP_INT;
-    } else if (*d->p == T_TRUE || *d->p == T_FALSE) {
-      s->tt = *d->p++ == T_TRUE ? AP_TRUE : AP_FALSE;
-    } else if (*d->p == T_NIL) {
-      d->p++;
+    } else if (tag == T_TRUE || tag == T_FALSE) {
+      s->tt = tag == T_TRUE ? AP_TRUE : AP_FALSE;
+      p++;
+    } else if (tag == T_NIL) {
+      p++;
     } else {
       break;
     }
   }
+  d->p = p;
   return i;
 }
 
