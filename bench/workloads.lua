@@ -71,21 +71,14 @@ function W.w2_seq(reps)
   return { seq = seq }
 end
 
--- Each pooled run is paired with a sequential run right before it, in
--- this same process: the speed-up of a pair is measured over the same
--- second or two, whatever pace the machine's cores have then.
 function W.w2(kind, reps)
-  local work, pool, seq, speedup = prime_work(), {}, {}, {}
+  local work, pool = prime_work(), {}
   local ex <close> = W.executor(kind)
   W.warm(ex)
   for r = 1, reps do
     local t0 = clock()
-    for _, p in ipairs(work) do is_prime(p) end
-    seq[r] = clock() - t0
-    t0 = clock()
     for _ in ex:map(is_prime, work) do end
     pool[r] = clock() - t0
-    speedup[r] = seq[r] / pool[r]
   end
   -- How many of the workers were busy with the calls themselves, on
   -- average, from the map call to its last result: what the pool costs,
@@ -96,7 +89,7 @@ function W.w2(kind, reps)
     for _, took in ex:map(C.timed_is_prime, work) do sum = sum + took end
     busy[r] = sum / (clock() - t0)
   end
-  return { pool = pool, seq = seq, speedup = speedup, busy = busy }
+  return { pool = pool, busy = busy }
 end
 
 -- W3: tasks returning a table of n floats built in the worker; and the
