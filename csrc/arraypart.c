@@ -9,8 +9,9 @@
  *
  * The layout is Lua 5.4's own (lobject.h: struct Table and TValue), the
  * same in every 5.4 release, but no header promises it, so ap_check tries
- * it on real tables before anything uses it: a table with two numbers and
- * a metatable, one with a hash part, a write read back through the API.
+ * it on real tables before anything uses it: an array of numbers,
+ * booleans and an empty slot with a metatable, a table with a hash part,
+ * writes read back through the API.
  * Any mismatch (another Lua, a patched or 32-bit build) leaves direct
  * access off and the codec on the public API, only slower.  Only numbers,
  * booleans and nils are read or written this way: they are not
@@ -93,6 +94,8 @@ void ap_check(lua_State *L) {
 void ap_enable(int on) {
   atomic_store(&enabled, on && atomic_load(&verified) == 1);
 }
+
+int ap_enabled(void) { return atomic_load(&enabled); }
 
 ap_slot *ap_array(lua_State *L, int idx, size_t *len) {
   if (!atomic_load_explicit(&enabled, memory_order_relaxed)) return NULL;

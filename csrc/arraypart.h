@@ -1,8 +1,8 @@
 /* Direct access to the array part of a Lua 5.4 table, for the codec's
- * arrays of numbers and booleans.  Usable only once ap_check has verified, in a live
- * state, that this Lua lays tables out as these declarations say; every
- * function below then answers, and otherwise says "not available" so the
- * caller takes the public API. */
+ * arrays of numbers and booleans.  Usable only once ap_check has verified,
+ * in a live state, that this Lua lays tables out as these declarations
+ * say; until then, or if it does not, ap_array says "not available" and
+ * the caller takes the public API. */
 #ifndef FUTURES_ARRAYPART_H
 #define FUTURES_ARRAYPART_H
 #include <stddef.h>
@@ -24,8 +24,9 @@ typedef struct ap_slot {
 void ap_check(lua_State *L);
 
 /* Turns direct access off or back on (tests compare the two paths); on
- * only if ap_check passed. */
+ * only if ap_check passed.  ap_enabled: whether it is on. */
 void ap_enable(int on);
+int ap_enabled(void);
 
 /* The array part of the table at idx and, in *len, how many slots it
  * surely has; NULL when direct access is off.  The pointer is good until

@@ -42,13 +42,20 @@ void core_setmetatable(lua_State *L, const void *key) {
   lua_setmetatable(L, -2);
 }
 
-void *core_testudata(lua_State *L, int idx, const void *key) {
+void *core_testudata_mt(lua_State *L, int idx, int mt) {
   void *p = lua_touserdata(L, idx);
   if (!p || !lua_getmetatable(L, idx)) return NULL;
-  lua_rawgetp(L, LUA_REGISTRYINDEX, key);
-  int same = lua_rawequal(L, -1, -2);
-  lua_pop(L, 2);
+  int same = lua_rawequal(L, -1, mt);
+  lua_pop(L, 1);
   return same ? p : NULL;
+}
+
+void *core_testudata(lua_State *L, int idx, const void *key) {
+  idx = lua_absindex(L, idx);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, key);
+  void *p = core_testudata_mt(L, idx, lua_gettop(L));
+  lua_pop(L, 1);
+  return p;
 }
 
 void *core_checkudata(lua_State *L, int idx, const void *key, const char *tname) {
@@ -146,9 +153,7 @@ static int l_roundtrip(lua_State *L) {
  * parts off or back on for this process; returns whether it is on. */
 static int l_direct_arrays(lua_State *L) {
   if (!lua_isnone(L, 1)) ap_enable(lua_toboolean(L, 1));
-  size_t len;
-  lua_createtable(L, 1, 0);
-  lua_pushboolean(L, ap_array(L, -1, &len) != NULL);
+  lua_pushboolean(L, ap_enabled());
   return 1;
 }
 

@@ -19,6 +19,8 @@ int core_error(lua_State *L, const char *cls, const char *msg);  /* raises */
 int core_newmetatable(lua_State *L, const void *key, const char *tname);
 void core_setmetatable(lua_State *L, const void *key);
 void *core_testudata(lua_State *L, int idx, const void *key);
+/* The same against the metatable at stack index mt (an upvalue). */
+void *core_testudata_mt(lua_State *L, int idx, int mt);
 void *core_checkudata(lua_State *L, int idx, const void *key, const char *tname);
 
 /* Opens a fresh state the way every worker's state is opened: standard

@@ -118,14 +118,9 @@ void fut_fail_msg(fut_t *f, int outcome, const char *text) {
 /* Argument 1 of a method or metamethod, each of which has the metatable
  * as upvalue 1: one comparison, no registry lookup. */
 static fut_box *self_box(lua_State *L) {
-  fut_box *b = lua_touserdata(L, 1);
-  if (b && lua_getmetatable(L, 1)) {
-    int ok = lua_rawequal(L, -1, lua_upvalueindex(1));
-    lua_pop(L, 1);
-    if (ok) return b;
-  }
-  luaL_typeerror(L, 1, FUTURE_MT);
-  return NULL;
+  fut_box *b = core_testudata_mt(L, 1, lua_upvalueindex(1));
+  if (!b) luaL_typeerror(L, 1, FUTURE_MT);
+  return b;
 }
 
 /* The same, for a Future not yet finalized (a finalizer elsewhere may

@@ -12,11 +12,11 @@
 
 static const char k_owner;
 #define OWNER_KEY (&k_owner)
+#define OWNER_MT "futures.Owner"
+#define INTERRUPT_SLICE 0.05   /* how often a wait looks for Ctrl-C */
 
 /* Futures queued for callbacks, in all the states of the process. */
 static atomic_int callbacks_queued;
-#define OWNER_MT "futures.Owner"
-#define INTERRUPT_SLICE 0.05   /* how often a wait looks for Ctrl-C */
 
 typedef struct exec_ref { void *pool; const exec_ops *ops; } exec_ref;
 

@@ -257,13 +257,8 @@ static const char *broken_why(pool_t *p) {
 /* submit has the executor metatable as upvalue 1 and the Future
  * metatable as upvalue 2: its checks need no lookup. */
 static int l_submit(lua_State *L) {
-  pool_box *pb = lua_touserdata(L, 1);
-  int ok = pb && pb->p && lua_getmetatable(L, 1);
-  if (ok) {
-    ok = lua_rawequal(L, -1, lua_upvalueindex(1));
-    lua_pop(L, 1);
-  }
-  pool_t *p = ok ? pb->p : pool_check(L, 1);   /* the check raises the right error */
+  pool_box *pb = core_testudata_mt(L, 1, lua_upvalueindex(1));
+  pool_t *p = pb && pb->p ? pb->p : pool_check(L, 1);   /* the check raises the right error */
   if (!lua_isfunction(L, 2) && luaL_getmetafield(L, 2, "__call") == LUA_TNIL)
     return luaL_typeerror(L, 2, "callable");
   if (p->broken) return core_error(L, p->be->broken_class, broken_why(p));

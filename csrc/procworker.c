@@ -191,14 +191,14 @@ static int run_task(lua_State *L, wire_rd *r, defs *d, io *x) {
 FUTURES_API int futures_worker_main(int argc, char **argv, void (*init)(lua_State *worker)) {
   (void)argc;
   (void)argv;
-  /* The pool starts us with SIGINT blocked; once ignored, a pending one
-   * is discarded and it can be unblocked. */
   /* Tasks build and drop big tables over and over: keep up to 8 MB of
    * freed memory for the next one instead of giving it back to the kernel
    * and faulting it in again (a page fault costs more than filling the
    * page).  Larger blocks still come and go with mmap. */
   mallopt(M_TRIM_THRESHOLD, 8 << 20);
   mallopt(M_MMAP_THRESHOLD, 4 << 20);
+  /* The pool starts us with SIGINT blocked; once ignored, a pending one
+   * is discarded and it can be unblocked. */
   signal(SIGINT, SIG_IGN);
   sigset_t intr;
   sigemptyset(&intr);

@@ -28,12 +28,12 @@
  * lookup; receivers cache the loaded closure per blob id when the function
  * has no upvalue but _ENV, and otherwise load a fresh closure from the blob.
  *
- * Arrays of numbers are the bulk of big messages: where arraypart.c has
- * verified Lua's table layout, the encoder reads runs of numbers straight
- * out of the array part and starts its walk of the other keys after it,
- * and the decoder writes them straight into the new table's preallocated
- * array part.  Everything else, and every table when the check failed,
- * goes through the public API.
+ * Arrays of numbers (and booleans) are the bulk of big messages: where
+ * arraypart.c has verified Lua's table layout, the encoder reads runs of
+ * them straight out of the array part and starts its walk of the other
+ * keys after it, and the decoder writes them straight into the new table's
+ * preallocated array part.  Everything else, and every table when the
+ * check failed, goes through the public API.
  *
  * The decoder trusts nothing: every length is checked against the bytes
  * left (so a lying length cannot allocate more than the message holds),
