@@ -269,10 +269,10 @@ static int put_number(enc *e, int idx) {
 
 /* Writes slots i.. of the table at idx, up to n, straight from its array
  * part while they hold numbers, booleans or nil; returns the first slot
- * not written.  Room
- * is made for a whole run of up to RUN numbers at once (11 bytes each at
- * most; what a run leaves unwritten is never touched), so a big array
- * grows the message once instead of doubling it many times. */
+ * not written.  Room is made for a whole run of up to RUN slots at once
+ * (11 bytes each at most; what a run leaves unwritten is never touched),
+ * so a big array grows the message once instead of doubling it many
+ * times. */
 #define RUN (1 << 20)
 static lua_Integer put_scalars(enc *e, int idx, lua_Integer i, lua_Integer n) {
   size_t len;
@@ -502,7 +502,8 @@ static int enc_table(enc *e, int idx) {
   for (lua_Integer i = 1; i <= n; i++) {
     if ((i = put_scalars(e, idx, i, n)) > n) break;
     if (lua_rawgeti(L, idx, i) == LUA_TNUMBER && put_number(e, top + 1)) {
-      lua_pop(L, 1);   /* a number past the array part: no dispatch */
+      lua_pop(L, 1);   /* a number past the array part (or with direct
+                        * access off): no dispatch */
       continue;
     }
     if (!enc_value(e, top + 1)) {
