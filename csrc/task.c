@@ -20,8 +20,12 @@ typedef struct run_ctx {
 } run_ctx;
 
 /* The call this thread is running, for its message handler: one per
- * thread at a time (a worker runs its calls one after the other). */
-static _Thread_local run_ctx *running;
+ * thread at a time (a worker runs its calls one after the other).
+ * Initial-exec: static TLS, read without a __tls_get_addr call.  The
+ * sanitizer runtimes up to GCC 13 misread a dynamic TLS block that malloc
+ * happens to place 16 bytes into a page (google/sanitizers#1322): TSan then
+ * dies resetting terabytes of shadow, LSan scans garbage. */
+static _Thread_local run_ctx *running __attribute__((tls_model("initial-exec")));
 
 static int msgh(lua_State *L) {
   /* Never lua_tostring on slot 1: it would turn a number error into a
