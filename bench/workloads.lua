@@ -61,14 +61,16 @@ local function prime_work()
   return work
 end
 
-function W.w2_seq(reps)
+-- name: what the samples are called (two of these run at once, see
+-- bench/run.lua, tell theirs apart by it).
+function W.w2_seq(reps, name)
   local work, seq = prime_work(), {}
   for r = 1, reps do
     local t0 = clock()
     for _, p in ipairs(work) do is_prime(p) end
     seq[r] = clock() - t0
   end
-  return { seq = seq }
+  return { [name or "seq"] = seq }
 end
 
 function W.w2(kind, reps)
