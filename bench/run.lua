@@ -28,13 +28,14 @@ end
 
 -- Repetitions.  W1-W4 run every contender in `rounds` rounds of children,
 -- round-robin (see interleave below), each child timing `reps` runs; the
--- figure is the median of all samples.  W5 and W6: one child each.
+-- figure is the median of all samples.  W5 and W6: one child each; W5's
+-- small sizes take milliseconds a run, so they get more runs.
 local CFG = {
   w1 = { n = 20000, reps = 1, rounds = 5, py_rounds = { thread = 5, process = 3 } },
   w2 = { reps = 2, rounds = 5, py_rounds = 3 },
   w3 = { tasks = 200, n = 50000, reps = 1, rounds = 5, py_rounds = 5 },
   w4 = { reps = 10, rounds = 2 },
-  w5 = { sizes = { 1000, 10000, 100000 }, reps = { 5, 5, 3 },
+  w5 = { sizes = { 1000, 10000, 100000 }, reps = { 31, 11, 3 },
          py_reps = { thread = { 5, 3, 1 }, process = { 3, 1, 0 } } },
   w6 = { n = 1000000, python = { thread = true, process = false } },
 }
