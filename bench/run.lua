@@ -107,7 +107,10 @@ local function lua_pair(reps)
     return ("%s %s w2_seq %d %s"):format(q(LUA), q(dir .. "child.lua"), reps, name)
   end
   local res, err = C.collect(("{ %s & %s; wait; }"):format(child("a"), child("b")))
-  if err then progress("two w2_seq children: %s", err) return nil, "error (see stderr)" end
+  if err or not (res.a and res.b) then
+    progress("two w2_seq children: %s", err or "no samples")
+    return nil, "error (see stderr)"
+  end
   local pair = {}
   for r = 1, reps do pair[r] = math.max(res.a[r], res.b[r]) end
   return { pair = pair }
