@@ -138,14 +138,34 @@ function helpers.sh(cmd)
   return out
 end
 
--- Descriptors open in this process (the listing's own pipe included, the
--- same every time).
+-- The descriptors open in process pid, {[fd] = target}, without the
+-- listing's own pipe.  That pipe would not always count the same: popen
+-- closes its copy of the child's end only after the child has started, so
+-- on a busy machine the listing can catch both ends.  Both ends name the
+-- pipe the listing shell writes to, found by reading its own fd 1.  A
+-- plain function of its argument, so a task can run it in a worker.
+function helpers.fds(pid)
+  local p = assert(io.popen(([[
+    me=$(readlink /proc/$$/fd/1) && [ -n "$me" ] || exit 1
+    ls -l /proc/%d/fd | grep -v -F "$me"]]):format(pid), "r"))
+  local fds = {}
+  for line in p:lines() do
+    local fd, target = line:match("(%d+) %-> (.*)$")
+    if fd then fds[tonumber(fd)] = target end
+  end
+  assert(p:close(), "cannot list the descriptors of " .. pid)
+  return fds
+end
+
 -- How many pipes, sockets and event descriptors this process holds: what
 -- the library opens.  Files are left out: a sanitizer's runtime opens and
 -- closes some of its own (/proc/self/...) at any moment.
 function helpers.fd_count()
-  local pid = require("futures").getpid()
-  return tonumber(helpers.sh("ls -l /proc/" .. pid .. "/fd | grep -c -E 'pipe:|socket:|anon_inode:'"))
+  local n = 0
+  for _, target in pairs(helpers.fds(require("futures").getpid())) do
+    if target:find("^pipe:") or target:find("^socket:") or target:find("^anon_inode:") then n = n + 1 end
+  end
+  return n
 end
 
 return helpers

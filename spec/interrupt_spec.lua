@@ -28,18 +28,19 @@ local function interrupt(script)
     helpers.child_env(), helpers.LUA, helpers.shell_quote(PRELUDE .. script))
   local p = assert(io.popen(cmd, "r"))
   local lines = {}
-  local pid = p:read("l"):match("^pid (%d+)$")
-  assert(pid, "no pid")
-  local sent, seen
+  -- The shell's "pid" line and the child's output share the pipe: on a
+  -- busy machine the child's first lines can come before it.
+  local pid, ready, sent, seen
   for line in p:lines() do
-    lines[#lines + 1] = line
-    if line == "ready" and not sent then
-      -- the script blocks right after printing this
+    local id = not pid and line:match("^pid (%d+)$")
+    if id then pid = id else lines[#lines + 1] = line end
+    if line == "ready" then ready = true end
+    if pid and ready and not sent then
+      -- the script blocks right after printing "ready"
       assert(os.execute("kill -INT " .. pid))
       sent = futures.monotonic()
-    elseif line:find("interrupted!", 1, true) and not seen then
-      seen = futures.monotonic()
     end
+    if line:find("interrupted!", 1, true) and not seen then seen = futures.monotonic() end
   end
   p:close()
   local exited = futures.monotonic()
