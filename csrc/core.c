@@ -50,7 +50,7 @@ void *core_testudata_mt(lua_State *L, int idx, int mt) {
   return same ? p : NULL;
 }
 
-void *core_testudata(lua_State *L, int idx, const void *key) {
+static void *core_testudata(lua_State *L, int idx, const void *key) {
   idx = lua_absindex(L, idx);
   lua_rawgetp(L, LUA_REGISTRYINDEX, key);
   void *p = core_testudata_mt(L, idx, lua_gettop(L));

@@ -15,13 +15,12 @@ int core_error(lua_State *L, const char *cls, const char *msg);  /* raises */
  * name, so that the checks on every call (a Future's methods) need no
  * string interning: core_newmetatable is luaL_newmetatable that also
  * files the table under key; the others are luaL_setmetatable and
- * luaL_testudata/checkudata by key. */
+ * luaL_checkudata by key. */
 int core_newmetatable(lua_State *L, const void *key, const char *tname);
 void core_setmetatable(lua_State *L, const void *key);
-void *core_testudata(lua_State *L, int idx, const void *key);
-/* The same against the metatable at stack index mt (an upvalue). */
-void *core_testudata_mt(lua_State *L, int idx, int mt);
 void *core_checkudata(lua_State *L, int idx, const void *key, const char *tname);
+/* luaL_testudata against the metatable at stack index mt (an upvalue). */
+void *core_testudata_mt(lua_State *L, int idx, int mt);
 
 /* Opens a fresh state the way every worker's state is opened: standard
  * libraries, the embedder's hook. */

@@ -123,20 +123,19 @@ static fut_box *self_box(lua_State *L) {
   return b;
 }
 
-/* The same, for a Future not yet finalized (a finalizer elsewhere may
- * bring one back after its __gc ran). */
-static fut_box *self(lua_State *L) {
-  fut_box *b = self_box(L);
+/* b, if its Future is not finalized yet (a finalizer elsewhere may bring
+ * one back after its __gc ran). */
+static fut_box *alive(lua_State *L, fut_box *b) {
   if (!b->f) luaL_error(L, "the future was garbage-collected");
   return b;
 }
 
+static fut_box *self(lua_State *L) { return alive(L, self_box(L)); }
+
 static fut_t *self_fut(lua_State *L) { return self(L)->f; }
 
 fut_t *fut_check(lua_State *L, int idx) {
-  fut_t *f = ((fut_box *)core_checkudata(L, idx, FUTURE_KEY, FUTURE_MT))->f;
-  if (!f) luaL_error(L, "the future was garbage-collected");
-  return f;
+  return alive(L, core_checkudata(L, idx, FUTURE_KEY, FUTURE_MT))->f;
 }
 
 void fut_push_metatable(lua_State *L) { lua_rawgetp(L, LUA_REGISTRYINDEX, FUTURE_KEY); }

@@ -198,10 +198,13 @@ typedef struct enc {
   int nups;     /* upvalue records in seen */
 } enc;
 
-static int enc_ctx(enc *e) {
-  if (!e->has_ctx) { push_ctx(e->L); lua_replace(e->L, e->ctx); e->has_ctx = 1; }
-  return e->ctx;
+/* The context in the reserved stack slot idx, put there on first use. */
+static int ctx_in_slot(lua_State *L, int idx, int *has) {
+  if (!*has) { push_ctx(L); lua_replace(L, idx); *has = 1; }
+  return idx;
 }
+
+static int enc_ctx(enc *e) { return ctx_in_slot(e->L, e->ctx, &e->has_ctx); }
 
 /* A value's key in seen: a string is known by its object, not its
  * contents, so a long string is not hashed just to be found again. */
@@ -762,10 +765,7 @@ static void push_ref(dec *d, uint64_t r) {
   else lua_pushvalue(d->L, d->refs);
 }
 
-static int dec_ctx(dec *d) {
-  if (!d->has_ctx) { push_ctx(d->L); lua_replace(d->L, d->ctx); d->has_ctx = 1; }
-  return d->ctx;
-}
+static int dec_ctx(dec *d) { return ctx_in_slot(d->L, d->ctx, &d->has_ctx); }
 
 static void add_ref(dec *d) {
   lua_State *L = d->L;
