@@ -345,9 +345,10 @@ static void warn_error(lua_State *L, const char *what) {
   lua_pop(L, 1);
 }
 
-/* Runs the callbacks stored in the Future at idx, once; errors go to warn.
- * Returns how many ran. */
-static int run_stored(lua_State *L, int idx) {
+/* Runs the callbacks stored in the Future at idx, once; errors go to warn,
+ * but a Ctrl-C that stopped one only sets *interrupted, after the others
+ * ran.  Returns how many ran. */
+static int run_stored(lua_State *L, int idx, int *interrupted) {
   idx = lua_absindex(L, idx);
   if (lua_getiuservalue(L, idx, 2) != LUA_TTABLE) { lua_pop(L, 1); return 0; }
   lua_pushnil(L);
@@ -356,7 +357,9 @@ static int run_stored(lua_State *L, int idx) {
   for (lua_Integer i = 1; i <= n; i++) {
     lua_rawgeti(L, -1, i);
     lua_pushvalue(L, idx);
-    if (lua_pcall(L, 1, 0, 0) != LUA_OK) warn_error(L, "futures: error in a done callback: ");
+    if (lua_pcall(L, 1, 0, 0) == LUA_OK) continue;
+    if (owner_is_interrupt(L, -1)) { *interrupted = 1; lua_pop(L, 1); }
+    else warn_error(L, "futures: error in a done callback: ");
   }
   lua_pop(L, 1);
   return (int)n;
@@ -364,28 +367,33 @@ static int run_stored(lua_State *L, int idx) {
 
 static int run_callbacks_p(lua_State *L) {
   fut_t *f = lua_touserdata(L, 1);
-  int n = 0;
+  int n = 0, interrupted = 0;
   lua_rawgetp(L, LUA_REGISTRYINDEX, CBFUTS);
   lua_pushlightuserdata(L, f);
   if (lua_rawget(L, -2) == LUA_TUSERDATA) {
     lua_pushlightuserdata(L, f);
     lua_pushnil(L);
     lua_rawset(L, -4);
-    n = run_stored(L, -1);
+    n = run_stored(L, -1, &interrupted);
   }
   lua_pushinteger(L, n);
-  return 1;
+  lua_pushboolean(L, interrupted);
+  return 2;
 }
 
 /* Called by the owner for each future taken off its callback queue, from
  * inside blocking calls: runs protected, so that it never raises.  Returns
- * how many callbacks ran. */
-int fut_run_callbacks(lua_State *L, fut_t *f) {
+ * how many callbacks ran; sets *interrupted as run_stored does. */
+int fut_run_callbacks(lua_State *L, fut_t *f, int *interrupted) {
   int n = 0;
   lua_pushcfunction(L, run_callbacks_p);
   lua_pushlightuserdata(L, f);
-  if (lua_pcall(L, 1, 1, 0) != LUA_OK) warn_error(L, "futures: cannot run done callbacks: ");
-  else { n = (int)lua_tointeger(L, -1); lua_pop(L, 1); }
+  if (lua_pcall(L, 1, 2, 0) != LUA_OK) warn_error(L, "futures: cannot run done callbacks: ");
+  else {
+    n = (int)lua_tointeger(L, -2);
+    if (lua_toboolean(L, -1)) *interrupted = 1;
+    lua_pop(L, 2);
+  }
   fut_unref(f);
   return n;
 }
@@ -415,7 +423,9 @@ static int l_add_done_callback(lua_State *L) {
   }
   fut_unlock(f);
   if (done) {
-    run_stored(L, 1);
+    int interrupted = 0;
+    run_stored(L, 1, &interrupted);
+    if (interrupted) owner_raise_interrupt(L);
   } else {
     lua_rawgetp(L, LUA_REGISTRYINDEX, CBFUTS);
     lua_pushlightuserdata(L, f);

@@ -73,6 +73,7 @@ fut_t *fut_check(lua_State *L, int idx);
  * (used when a future fails before it crossed, e.g. a TransferError). */
 void fut_fail_local(lua_State *L, int idx, fut_box *b);
 /* Runs the callbacks of a future taken off the owner's queue, dropping the
- * queue's reference (owner.c calls it); returns how many ran.  Never raises. */
-int fut_run_callbacks(lua_State *L, fut_t *f);
+ * queue's reference (owner.c calls it); returns how many ran.  Never raises:
+ * a Ctrl-C that stopped a callback sets *interrupted instead. */
+int fut_run_callbacks(lua_State *L, fut_t *f, int *interrupted);
 #endif

@@ -4,7 +4,9 @@
  * Lock order everywhere in the library: executor lock, then a future's
  * (striped) lock, then an owner's lock.  No Lua code runs under any of them.
  */
+#include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include "lauxlib.h"
 #include "clock.h"
 #include "future.h"
@@ -156,18 +158,84 @@ static int hook_changed(const hookmark *h) {
   return lua_gethookmask(h->main) != h->mask || lua_gethook(h->main) != h->hook;
 }
 
-/* lua.c's Ctrl-C hook: every event, count 1.  On the main thread it fires
- * before a wait could begin; a wait in a coroutine must notice one already
- * set, since it fires only once the main thread runs again. */
+/* lua.c's SIGINT handler resets SIGINT to the default action as it sets its
+ * hook (a second Ctrl-C kills); SIGINT is caught while a chunk runs. */
+static int sigint_default(void) {
+  struct sigaction sa;
+  return sigaction(SIGINT, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL;
+}
+
+/* lua.c's Ctrl-C hook: every event, count 1.  A wait must notice one set
+ * before it took its mark.  In a coroutine, the main thread's hook fires
+ * only once the main thread runs again, so its presence says enough.  On
+ * the main thread it fires at the wait's own call, so one that is there
+ * now was either set by a SIGINT since that call, or is a user's hook of
+ * the same shape, with SIGINT still caught. */
 static int interrupt_pending(lua_State *L, const hookmark *h) {
-  return L != h->main && h->mask == (LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT) &&
-         lua_gethookcount(h->main) == 1;
+  if (h->mask != (LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT) ||
+      lua_gethookcount(h->main) != 1)
+    return 0;
+  return L != h->main || sigint_default();
+}
+
+/* A callback that the Ctrl-C hook stopped failed with "interrupted!", and
+ * the hook, having fired, is gone: the wait that ran the callback must
+ * raise it again, or the Ctrl-C would be lost as a callback's error. */
+int owner_is_interrupt(lua_State *L, int idx) {
+  size_t len;
+  const char *s = lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, &len) : NULL;
+  static const char what[] = "interrupted!";
+  if (!s || len < sizeof what - 1 || strcmp(s + len - (sizeof what - 1), what) != 0) return 0;
+  hookmark h = hook_now(L);
+  return h.hook == NULL && sigint_default();
 }
 
 int owner_raise_interrupt(lua_State *L) {
   hookmark h = hook_now(L);
   lua_sethook(h.main, NULL, 0, 0);  /* the hook would fire again later */
   return luaL_error(L, "interrupted!");
+}
+
+void owner_queue_callbacks(owner_t *o, fut_t *f) {
+  pthread_mutex_lock(&o->mu);
+  if (!o->closed) {
+    fut_ref(f);
+    f->cbnext = NULL;
+    if (o->cbq_tail) o->cbq_tail->cbnext = f; else o->cbq_head = f;
+    o->cbq_tail = f;
+    atomic_fetch_add(&callbacks_queued, 1);
+  }
+  pthread_cond_broadcast(&o->cond);
+  pthread_mutex_unlock(&o->mu);
+}
+
+/* Runs due callbacks until none is left or a Ctrl-C stopped one. */
+static int drain_callbacks(lua_State *L, int *interrupted) {
+  /* The common case, no callbacks due anywhere: not even a lookup. */
+  if (!atomic_load(&callbacks_queued)) return 0;
+  owner_t *o = owner_get(L);
+  int n = 0;
+  while (!*interrupted) {
+    pthread_mutex_lock(&o->mu);
+    fut_t *f = o->cbq_head;
+    if (f) {
+      o->cbq_head = f->cbnext;
+      if (!o->cbq_head) o->cbq_tail = NULL;
+      f->cbnext = NULL;
+    }
+    if (f) atomic_fetch_sub(&callbacks_queued, 1);
+    pthread_mutex_unlock(&o->mu);
+    if (!f) break;
+    n += fut_run_callbacks(L, f, interrupted);   /* drops the queue's reference */
+  }
+  return n;
+}
+
+int owner_run_callbacks(lua_State *L) {
+  int interrupted = 0;
+  int n = drain_callbacks(L, &interrupted);
+  if (interrupted) owner_raise_interrupt(L);
+  return n;
 }
 
 int owner_block(lua_State *L, int (*ready)(void *), void *arg, double deadline) {
@@ -190,39 +258,8 @@ int owner_block(lua_State *L, int (*ready)(void *), void *arg, double deadline) 
     }
     pthread_mutex_unlock(&o->mu);
     if (!due) return rc;
-    owner_run_callbacks(L);
-  }
-}
-
-void owner_queue_callbacks(owner_t *o, fut_t *f) {
-  pthread_mutex_lock(&o->mu);
-  if (!o->closed) {
-    fut_ref(f);
-    f->cbnext = NULL;
-    if (o->cbq_tail) o->cbq_tail->cbnext = f; else o->cbq_head = f;
-    o->cbq_tail = f;
-    atomic_fetch_add(&callbacks_queued, 1);
-  }
-  pthread_cond_broadcast(&o->cond);
-  pthread_mutex_unlock(&o->mu);
-}
-
-int owner_run_callbacks(lua_State *L) {
-  /* The common case, no callbacks due anywhere: not even a lookup. */
-  if (!atomic_load(&callbacks_queued)) return 0;
-  owner_t *o = owner_get(L);
-  int n = 0;
-  for (;;) {
-    pthread_mutex_lock(&o->mu);
-    fut_t *f = o->cbq_head;
-    if (f) {
-      o->cbq_head = f->cbnext;
-      if (!o->cbq_head) o->cbq_tail = NULL;
-      f->cbnext = NULL;
-    }
-    if (f) atomic_fetch_sub(&callbacks_queued, 1);
-    pthread_mutex_unlock(&o->mu);
-    if (!f) return n;
-    n += fut_run_callbacks(L, f);   /* drops the queue's reference */
+    int interrupted = 0;
+    drain_callbacks(L, &interrupted);
+    if (interrupted) return OWNER_INTERRUPTED;
   }
 }

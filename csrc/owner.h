@@ -54,7 +54,10 @@ enum { OWNER_READY, OWNER_TIMEOUT, OWNER_INTERRUPTED };
 int owner_block(lua_State *L, int (*ready)(void *), void *arg, double deadline);
 int owner_raise_interrupt(lua_State *L);
 
-/* Runs the done-callbacks due in this state; returns how many ran.  Never
- * raises: a callback's error goes to warn. */
+/* Runs the done-callbacks due in this state; returns how many ran.  A
+ * callback's error goes to warn; only a Ctrl-C that stopped one is raised,
+ * once the other callbacks of its future ran. */
 int owner_run_callbacks(lua_State *L);
+/* Is the error at idx lua.c's Ctrl-C ("interrupted!" from its hook)? */
+int owner_is_interrupt(lua_State *L, int idx);
 #endif

@@ -126,6 +126,60 @@ describe("Ctrl-C #interrupt", function()
     ]])
   end)
 
+  -- The Ctrl-C can land after the wait's call began but before the wait
+  -- looked at the hook.  Inside a debug hook no hook fires, so a SIGINT
+  -- sent from one arrives exactly there: the wait must still stop.
+  it("interrupts a wait whose Ctrl-C came before it began", function()
+    local t0 = futures.monotonic()
+    local out = helpers.run_lua(PRELUDE .. [[
+      local f = ex:submit(long)
+      local pid = io.open("/proc/self/stat"):read("n")
+      debug.sethook(function()
+        debug.sethook()
+        io.popen("kill -INT " .. pid):close()  -- the SIGINT is in before close returns
+        f:result()
+        print("not reached")
+      end, "l")
+      local _ = 1
+    ]])
+    helpers.contains(out, "interrupted!")
+    assert.is_nil(out:find("not reached", 1, true), out)
+    local took = futures.monotonic() - t0
+    assert.is_true(took < TASK + 1.5, ("exit after %.2fs"):format(took))
+  end)
+
+  it("interrupts a wait while it runs a done-callback", function()
+    local out = check([[
+      local f = ex:submit(long)
+      -- quick ends once its callbacks are in: they run inside f:result()
+      local gate = os.tmpname()
+      local quick = ex:submit(function(path)
+        while io.open(path) do futures.sleep(0.001) end
+      end, gate)
+      local later = false
+      quick:add_done_callback(function()
+        print("ready")
+        local t = futures.monotonic()
+        while futures.monotonic() - t < 5 do end  -- the Ctrl-C lands here
+      end)
+      quick:add_done_callback(function() later = true end)
+      os.remove(gate)
+      local ok, e = pcall(f.result, f)
+      print("callbacks after the interrupted one ran:", later)
+      error(e, 0)
+    ]])
+    helpers.contains(out, "callbacks after the interrupted one ran:\ttrue")
+  end)
+
+  it("is not fooled by a user's hook of the same shape as lua.c's", function()
+    local f = futures.ThreadPoolExecutor(1):submit(function() return "done" end)
+    debug.sethook(function() end, "crl", 1)
+    local ok, r = pcall(f.result, f, helpers.LONG)
+    debug.sethook()
+    assert.is_true(ok, tostring(r))
+    assert.equals("done", r)
+  end)
+
   it("leaves the state usable when the interruption is caught", function()
     local out = check([[
       local f = ex:submit(long)
