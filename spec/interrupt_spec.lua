@@ -130,7 +130,6 @@ describe("Ctrl-C #interrupt", function()
   -- looked at the hook.  Inside a debug hook no hook fires, so a SIGINT
   -- sent from one arrives exactly there: the wait must still stop.
   it("interrupts a wait whose Ctrl-C came before it began", function()
-    local t0 = futures.monotonic()
     local out = helpers.run_lua(PRELUDE .. [[
       local f = ex:submit(long)
       local pid = io.open("/proc/self/stat"):read("n")
@@ -143,9 +142,8 @@ describe("Ctrl-C #interrupt", function()
       local _ = 1
     ]])
     helpers.contains(out, "interrupted!")
+    -- (a wait that missed it returns when the task ends, and goes on)
     assert.is_nil(out:find("not reached", 1, true), out)
-    local took = futures.monotonic() - t0
-    assert.is_true(took < TASK + 1.5, ("exit after %.2fs"):format(took))
   end)
 
   it("interrupts a wait while it runs a done-callback", function()
