@@ -13,6 +13,7 @@ local TASK = 1.5
 
 local PRELUDE = [[
 io.stdout:setvbuf("no")
+io.write(("pid %d\n"):format(io.open("/proc/self/stat"):read("n")))
 local futures = require "futures"
 local TASK = ]] .. TASK .. [[
 
@@ -24,12 +25,12 @@ local ex = futures.ThreadPoolExecutor(2)
 -- returns the output, the seconds from the SIGINT to the "interrupted!"
 -- line and to the child's exit.
 local function interrupt(script)
-  local cmd = ("export %s; %s -e %s 2>&1 & echo \"pid $!\"; wait $!"):format(
+  local cmd = ("export %s; exec %s -e %s 2>&1"):format(
     helpers.child_env(), helpers.LUA, helpers.shell_quote(PRELUDE .. script))
   local p = assert(io.popen(cmd, "r"))
   local lines = {}
-  -- The shell's "pid" line and the child's output share the pipe: on a
-  -- busy machine the child's first lines can come before it.
+  -- The child writes its own pid first: only it writes to the pipe, so no
+  -- line can cut into another.
   local pid, ready, sent, seen
   for line in p:lines() do
     local id = not pid and line:match("^pid (%d+)$")
