@@ -564,7 +564,13 @@ describe("ProcessPoolExecutor", function()
       local futures = require "futures"
       local px <close> = futures.ProcessPoolExecutor(1)
       local pid = px:submit(futures.getpid):result(10)
-      local f = px:submit(function() futures.sleep(0.5); return "survived", futures.getpid() end)
+      -- the task runs until the caller was interrupted, however late that is
+      local gate = os.tmpname()
+      os.remove(gate)
+      local f = px:submit(function(path)
+        while not io.open(path) do futures.sleep(0.001) end
+        return "survived", futures.getpid()
+      end, gate)
       local ps = io.popen("ps -o pgid= -p " .. futures.getpid())
       local pgid = ps:read("n")
       ps:close()
@@ -573,7 +579,9 @@ describe("ProcessPoolExecutor", function()
         return f:result(10)
       end)
       print("interrupted", ok, tostring(e):find("interrupted") ~= nil)
+      io.open(gate, "w"):close()
       local r, ran = f:result(10)
+      os.remove(gate)
       print("task", r, ran == pid)
       print("again", px:submit(function() return "fine" end):result(10))
     ]]
@@ -624,10 +632,15 @@ describe("ProcessPoolExecutor", function()
 
     it("with cancel_futures cancels the pending calls, not the running ones", function()
       local px = futures.ProcessPoolExecutor(1)
-      local running = px:submit(function() futures.sleep(0.2); return "ran" end)
+      local g <close> = gate()
+      local running = px:submit(function(path) require("helpers").await_gate(path); return "ran" end, g.path)
       helpers.wait_running(running)
       local fs = {}
-      for i = 1, 10 do fs[i] = px:submit(function() return i end) end
+      for i = 1, 10 do
+        fs[i] = px:submit(function() return i end)
+        -- the running call ends only once shutdown has cancelled the rest
+        fs[i]:add_done_callback(function(f) if f:cancelled() then g.open() end end)
+      end
       px:shutdown(true, true)
       assert.equal("ran", running:result(0))
       local cancelled = 0

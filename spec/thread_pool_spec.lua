@@ -391,12 +391,16 @@ describe("ThreadPoolExecutor", function()
 
     it("with cancel_futures cancels the pending calls, not the running one", function()
       local ex = futures.ThreadPoolExecutor(1)
-      local running = ex:submit(function() futures.sleep(0.2); return "ran" end)
+      local g <close> = gate()
+      local running = ex:submit(function(path) await_gate(path); return "ran" end, g.path)
       helpers.wait_running(running)
       local pending, cancelled_cb = {}, 0
       for i = 1, 5 do
         pending[i] = ex:submit(function() return i end)
-        pending[i]:add_done_callback(function(f) if f:cancelled() then cancelled_cb = cancelled_cb + 1 end end)
+        -- the running call ends only once shutdown has cancelled the rest
+        pending[i]:add_done_callback(function(f)
+          if f:cancelled() then cancelled_cb = cancelled_cb + 1; g.open() end
+        end)
       end
       ex:shutdown(true, true)
       assert.equal("ran", running:result(0))
