@@ -13,7 +13,8 @@ local TASK = 1.5
 
 local PRELUDE = [[
 io.stdout:setvbuf("no")
-io.write(("pid %d\n"):format(io.open("/proc/self/stat"):read("n")))
+local PID = io.open("/proc/self/stat"):read("n")
+io.write(("pid %d\n"):format(PID))
 local futures = require "futures"
 local TASK = ]] .. TASK .. [[
 
@@ -133,10 +134,9 @@ describe("Ctrl-C #interrupt", function()
   it("interrupts a wait whose Ctrl-C came before it began", function()
     local out = helpers.run_lua(PRELUDE .. [[
       local f = ex:submit(long)
-      local pid = io.open("/proc/self/stat"):read("n")
       debug.sethook(function()
         debug.sethook()
-        io.popen("kill -INT " .. pid):close()  -- the SIGINT is in before close returns
+        io.popen("kill -INT " .. PID):close()  -- the SIGINT is in before close returns
         f:result()
         print("not reached")
       end, "l")
@@ -151,10 +151,8 @@ describe("Ctrl-C #interrupt", function()
     local out = check([[
       local f = ex:submit(long)
       -- quick ends once its callbacks are in: they run inside f:result()
-      local gate = os.tmpname()
-      local quick = ex:submit(function(path)
-        while io.open(path) do futures.sleep(0.001) end
-      end, gate)
+      local gate = require("helpers").gate()
+      local quick = ex:submit(function(path) require("helpers").await_gate(path) end, gate.path)
       local later = false
       quick:add_done_callback(function()
         print("ready")
@@ -162,8 +160,9 @@ describe("Ctrl-C #interrupt", function()
         while futures.monotonic() - t < 5 do end  -- the Ctrl-C lands here
       end)
       quick:add_done_callback(function() later = true end)
-      os.remove(gate)
+      gate.open()
       local ok, e = pcall(f.result, f)
+      gate.close()
       print("callbacks after the interrupted one ran:", later)
       error(e, 0)
     ]])
