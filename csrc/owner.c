@@ -178,14 +178,17 @@ static int interrupt_pending(lua_State *L, const hookmark *h) {
   return L != h->main || sigint_default();
 }
 
+/* lua.c's Ctrl-C error, which a wait raises in its place. */
+static const char k_interrupted[] = "interrupted!";
+
 /* A callback that the Ctrl-C hook stopped failed with "interrupted!", and
  * the hook, having fired, is gone: the wait that ran the callback must
  * raise it again, or the Ctrl-C would be lost as a callback's error. */
 int owner_is_interrupt(lua_State *L, int idx) {
   size_t len;
   const char *s = lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, &len) : NULL;
-  static const char what[] = "interrupted!";
-  if (!s || len < sizeof what - 1 || strcmp(s + len - (sizeof what - 1), what) != 0) return 0;
+  size_t k = sizeof k_interrupted - 1;
+  if (!s || len < k || strcmp(s + len - k, k_interrupted) != 0) return 0;
   hookmark h = hook_now(L);
   return h.hook == NULL && sigint_default();
 }
@@ -193,7 +196,7 @@ int owner_is_interrupt(lua_State *L, int idx) {
 int owner_raise_interrupt(lua_State *L) {
   hookmark h = hook_now(L);
   lua_sethook(h.main, NULL, 0, 0);  /* the hook would fire again later */
-  return luaL_error(L, "interrupted!");
+  return luaL_error(L, "%s", k_interrupted);
 }
 
 void owner_queue_callbacks(owner_t *o, fut_t *f) {
