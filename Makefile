@@ -22,7 +22,7 @@ STATICLIB = $(B)/libfutures.a
 BUSTED    = $(LUA) /usr/bin/busted
 TESTENV   = FUTURES_TEST_LUA=$(LUA) LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' LUA_CPATH='$(B)/?.so;;'
 
-.PHONY: all deps demo test install uninstall bench sanitize tsan valgrind fuzz clean help
+.PHONY: all deps demo test layers install uninstall bench sanitize tsan valgrind fuzz clean help
 EMBED     = $(B)/embed/host $(B)/embed/worker
 
 all: $(CORE) $(WORKER) $(STATICLIB) $(EMBED)
@@ -66,8 +66,12 @@ deps:
 demo: deps all
 	$(TESTENV) $(LUA) examples/primes.lua
 
-test: deps all
+test: deps all layers
 	$(TESTENV) $(BUSTED) $(BUSTED_ARGS)
+
+# Every dependency of csrc/ points down, and no C file grows past 600 lines.
+layers:
+	$(LUA) csrc/tools/check_layers.lua csrc
 
 # luv's thread pool is one of the baselines (Debian's lua-luv).
 bench: export EXTRA_DEPS := lua-luv
@@ -121,7 +125,7 @@ clean:
 	rm -rf build build-asan build-tsan build-fuzz
 
 help:
-	@echo "targets: all demo test install uninstall bench sanitize tsan valgrind fuzz clean"
+	@echo "targets: all demo test layers install uninstall bench sanitize tsan valgrind fuzz clean"
 
 # libFuzzer over the decoder (needs clang): fuzz/decode_fuzz.c with the seeds
 # in fuzz/corpus/ (remade by `make fuzz-seeds`); new inputs go to

@@ -12,6 +12,7 @@ double clk_now(void) {
 
 struct timespec clk_from(double abs_seconds) {
   struct timespec ts;
+  if (!(abs_seconds < 1e12)) abs_seconds = 1e12;   /* "never": 30,000 years, and no overflow */
   double whole = floor(abs_seconds);
   ts.tv_sec = (time_t)whole;
   ts.tv_nsec = (long)((abs_seconds - whole) * 1e9);
@@ -21,13 +22,6 @@ struct timespec clk_from(double abs_seconds) {
 
 struct timespec clk_deadline(double seconds) {
   return clk_from(clk_now() + seconds);
-}
-
-void clk_sleep(double seconds) {
-  if (!(seconds > 0)) return;
-  struct timespec until = clk_deadline(seconds);
-  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL) == EINTR)
-    ;
 }
 
 void clk_mutex_init(pthread_mutex_t *mu) {

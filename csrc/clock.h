@@ -7,6 +7,5 @@
 double clk_now(void);                          /* seconds, CLOCK_MONOTONIC */
 struct timespec clk_deadline(double seconds);  /* now + seconds, as a timespec */
 struct timespec clk_from(double abs_seconds);  /* absolute monotonic seconds */
-void clk_sleep(double seconds);                /* restarts after signals */
 void clk_mutex_init(pthread_mutex_t *mu);      /* adaptive: short sections */
 #endif

@@ -4,14 +4,14 @@
  * every worker state finds `futures` and `futures.core` in package.preload
  * instead of searching package.path and loading core.so again. */
 #include "lauxlib.h"
-#include "core.h"
+#include "embed.h"
 #include "futures.h"
 
 extern const unsigned char futures_front[];
 extern const size_t futures_front_len;
 
 FUTURES_API int luaopen_futures(lua_State *L) {
-  core_preload(L);
+  embed_preload(L);
   if (luaL_loadbufferx(L, (const char *)futures_front, futures_front_len, "=futures", "t") != LUA_OK)
     return lua_error(L);
   lua_pushstring(L, "futures");
@@ -19,7 +19,7 @@ FUTURES_API int luaopen_futures(lua_State *L) {
   return 1;
 }
 
-void core_preload(lua_State *L) {
+void embed_preload(lua_State *L) {
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   lua_pushcfunction(L, luaopen_futures_core);
   lua_setfield(L, -2, "futures.core");

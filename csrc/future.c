@@ -1,164 +1,82 @@
-/* Futures: the shared state machine and the Lua Future object.
+/* The Lua Future object around a C future (fut.c).
  *
- * DESIGN
- * A fut_t is shared by the state that owns the Lua Future, the executor's
- * queue and the worker running it; each holds a reference.  Its state moves
- * PENDING -> RUNNING -> FINISHED | FAILED, or PENDING -> CANCELLED, under
- * the future's lock (one of a few striped mutexes: a future costs no mutex
- * of its own).  The state is also an atomic, so readers poll it lock-free.
- *
- * One message slot carries the call until a worker starts it, then the
- * outcome (values, or the error value plus a traceback).  The owning state
- * decodes the outcome once, keeps the Lua values in the object's user value
- * and frees the bytes: a finished future holds only its values.
- *
- * Completion, under the future's lock, wakes every registered waiter and,
- * if callbacks were added, queues the future on its owner's callback queue;
- * the owner runs them in its own state (owner.c).
+ * The owning state decodes a finished call's outcome once, keeps the Lua
+ * values in the object's user value 1 and frees the bytes: a finished
+ * future holds only its values.  Done-callbacks are kept in user value 2;
+ * once the future completes, fut.c posts its callback job to the owner,
+ * which runs them here, in the owning state (callbacks_ops).
  */
-#include <stdint.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "lauxlib.h"
 #include "clock.h"
-#include "core.h"
 #include "future.h"
+#include "luax.h"
 #include "transfer.h"
-#include "wait.h"
+#include "waiter.h"
 
-#define NSTRIPES 64
-/* Adaptive: the critical sections are a few instructions long. */
-static pthread_mutex_t stripes[NSTRIPES] = {[0 ... NSTRIPES - 1] = PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP};
-static const char k_future, k_cbfuts;
-#define FUTURE_KEY (&k_future)
+static const luax_class future_class = {FUTURE_MT, NULL};
+static const char k_cbfuts;
 #define CBFUTS (&k_cbfuts)   /* lightuserdata(fut) -> Future, while callbacks are due */
 
-static pthread_mutex_t *stripe(fut_t *f) { return &stripes[((uintptr_t)f >> 6) % NSTRIPES]; }
-void fut_lock(fut_t *f) { pthread_mutex_lock(stripe(f)); }
-void fut_unlock(fut_t *f) { pthread_mutex_unlock(stripe(f)); }
 
-fut_t *fut_new(void) {
-  fut_t *f = calloc(1, sizeof *f);
-  if (!f) return NULL;
-  atomic_init(&f->refs, 1);
-  atomic_init(&f->state, F_PENDING);
-  msg_init(&f->msg);
-  return f;
-}
-
-void fut_ref(fut_t *f) { atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed); }
-
-void fut_unref(fut_t *f) {
-  if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1) return;
-  msg_free(&f->msg);
-  free(f->traceback);
-  owner_unref(f->cb_owner);
-  free(f);
-}
-
-/* With the future locked and its new state stored: wake and queue. */
-static void notify(fut_t *f) {
-  for (watch_t *w = f->watchers, *next; w; w = next) {
-    next = w->next;
-    w->linked = 0;
-    waiter_notify(w);
-  }
-  f->watchers = NULL;
-  if (f->cb_owner) owner_queue_callbacks(f->cb_owner, f);
-}
-
-int fut_set_running(fut_t *f) {
-  fut_lock(f);
-  int ok = atomic_load(&f->state) == F_PENDING;
-  if (ok) atomic_store(&f->state, F_RUNNING);
-  fut_unlock(f);
-  return ok;
-}
-
-int fut_cancel(fut_t *f) {
-  fut_lock(f);
-  int st = atomic_load(&f->state);
-  if (st == F_PENDING) {
-    msg_free(&f->msg);
-    atomic_store(&f->state, F_CANCELLED);
-    notify(f);
-    st = F_CANCELLED;
-  }
-  fut_unlock(f);
-  return st == F_CANCELLED;
-}
-
-int fut_complete(fut_t *f, int outcome, tr_msg *msg, char *traceback) {
-  fut_lock(f);
-  if (fut_done(atomic_load(&f->state))) {
-    fut_unlock(f);
-    free(traceback);
-    return 0;
-  }
-  msg_swap(&f->msg, msg);
-  f->outcome = outcome;
-  f->traceback = traceback;
-  atomic_store(&f->state, (outcome == OUT_VALUES || outcome == OUT_LOCAL) ? F_FINISHED : F_FAILED);
-  notify(f);
-  fut_unlock(f);
-  return 1;
-}
-
-void fut_fail_msg(fut_t *f, int outcome, const char *text) {
-  tr_msg m;
-  msg_init(&m);
-  tr_encode_string(&m, text, strlen(text));   /* on OOM: an empty message */
-  fut_complete(f, outcome, &m, NULL);
-  msg_free(&m);
-}
-
-/* ---------------------------------------------------------------- Lua side */
-
-/* Argument 1 of a method or metamethod, each of which has the metatable
- * as upvalue 1: one comparison, no registry lookup. */
-static fut_box *self_box(lua_State *L) {
-  fut_box *b = core_testudata_mt(L, 1, lua_upvalueindex(1));
-  if (!b) luaL_typeerror(L, 1, FUTURE_MT);
-  return b;
-}
+/* Argument 1 of a method or metamethod. */
+static future_box *self_box(lua_State *L) { return luax_checkudata(L, 1, &future_class); }
 
 /* b, if its Future is not finalized yet (a finalizer elsewhere may bring
  * one back after its __gc ran). */
-static fut_box *alive(lua_State *L, fut_box *b) {
+static future_box *alive(lua_State *L, future_box *b) {
   if (!b->f) luaL_error(L, "the future was garbage-collected");
   return b;
 }
 
-static fut_box *self(lua_State *L) { return alive(L, self_box(L)); }
+static future_box *self(lua_State *L) { return alive(L, self_box(L)); }
 
 static fut_t *self_fut(lua_State *L) { return self(L)->f; }
 
-fut_t *fut_check(lua_State *L, int idx) {
-  return alive(L, core_checkudata(L, idx, FUTURE_KEY, FUTURE_MT))->f;
+fut_t *future_check(lua_State *L, int idx) {
+  return alive(L, luax_checkudata(L, idx, &future_class))->f;
 }
 
-void fut_push_metatable(lua_State *L) { lua_rawgetp(L, LUA_REGISTRYINDEX, FUTURE_KEY); }
-
-fut_box *fut_push_new(lua_State *L, int mt) {
-  fut_box *b = lua_newuserdatauv(L, sizeof *b, 2);  /* 1: outcome, 2: callbacks */
+future_box *future_push_new(lua_State *L) {
+  future_box *b = lua_newuserdatauv(L, sizeof *b, 2);  /* 1: outcome, 2: callbacks */
   b->f = NULL;
   b->single = 0;
-  if (mt) {
-    lua_pushvalue(L, mt);
-    lua_setmetatable(L, -2);
-  } else {
-    core_setmetatable(L, FUTURE_KEY);
-  }
+  luax_setclass(L, &future_class);
   if (!(b->f = fut_new())) luaL_error(L, "not enough memory");
   return b;
+}
+
+/* A task failed with "... (global 'name')" while the caller has a global
+ * of that name: the usual surprise of a first pool.  The error (a string,
+ * at the top) says why and what to do. */
+static void hint_global(lua_State *L) {
+  const char *s = lua_tostring(L, -1), *g = strstr(s, "(global '");
+  if (!g) return;
+  g += sizeof "(global '" - 1;
+  const char *end = strchr(g, '\'');
+  if (!end || end == g || end - g > 200) return;
+  lua_pushglobaltable(L);
+  lua_pushlstring(L, g, (size_t)(end - g));
+  lua_pushvalue(L, -1);
+  int seen = lua_rawget(L, -3) != LUA_TNIL;   /* raw: no user code here */
+  lua_pop(L, 1);
+  if (seen) {
+    lua_pushfstring(L, "%s (the caller has a global '%s', but a worker has globals of its own: "
+                    "pass it as an argument, capture it in a local, or set it in an initializer)",
+                    s, lua_tostring(L, -1));
+    lua_replace(L, -4);
+  }
+  lua_pop(L, 2);
 }
 
 /* The outcome as a Lua table {n = count, ...; err = true if failed,
  * tb = traceback}: decoded once, then the bytes are freed. */
 static void push_outcome(lua_State *L, int idx, fut_t *f) {
   idx = lua_absindex(L, idx);
-  fut_box *b = lua_touserdata(L, idx);
+  future_box *b = lua_touserdata(L, idx);
   if (b->single) {   /* one returned value, kept as is: make it a table */
     lua_createtable(L, 1, 1);
     lua_getiuservalue(L, idx, 1);
@@ -177,17 +95,18 @@ static void push_outcome(lua_State *L, int idx, fut_t *f) {
   int base = lua_gettop(L);
   int n = tr_decode(L, &f->msg, &pos, !f->broken_kind, err);
   int outcome = f->outcome;
+  luax_errclass broken = f->broken_kind ? LUAX_BROKEN_PROCESS : LUAX_BROKEN_THREAD;
   if (n < 0 || (outcome != OUT_VALUES && n != 1)) {
     lua_settop(L, base);
-    core_push_error(L, f->broken_kind ? "BrokenProcessPool" : "TransferError",
+    luax_push_error(L, f->broken_kind ? LUAX_BROKEN_PROCESS : LUAX_TRANSFER,
                     n < 0 ? err : "malformed outcome");
     n = 1;
     outcome = OUT_ERROR;
   } else if (outcome == OUT_TRANSFER || outcome == OUT_BROKEN) {
-    const char *cls = outcome == OUT_TRANSFER ? "TransferError"
-                    : f->broken_kind ? "BrokenProcessPool" : "BrokenThreadPool";
-    core_push_error(L, cls, lua_tostring(L, -1));
+    luax_push_error(L, outcome == OUT_TRANSFER ? LUAX_TRANSFER : broken, lua_tostring(L, -1));
     lua_remove(L, -2);
+  } else if (outcome == OUT_ERROR && lua_type(L, -1) == LUA_TSTRING) {
+    hint_global(L);
   }
   lua_createtable(L, n, 3);
   lua_insert(L, base + 1);
@@ -207,7 +126,7 @@ static void push_outcome(lua_State *L, int idx, fut_t *f) {
   msg_free(&f->msg);
 }
 
-void fut_fail_local(lua_State *L, int idx, fut_box *b) {
+void future_fail_local(lua_State *L, int idx, future_box *b) {
   idx = lua_absindex(L, idx);
   lua_createtable(L, 1, 2);
   lua_insert(L, -2);
@@ -232,24 +151,27 @@ static double opt_deadline(lua_State *L, int arg) {
   return clk_now() + t;
 }
 
-/* Waits for the future at stack index 1 to be done; raises on timeout. */
+/* Waits for the future at stack index 1 to be done; raises on timeout.
+ * A future done already returns at once, running nothing else. */
 static fut_t *await(lua_State *L) {
   fut_t *f = self_fut(L);
   double deadline = opt_deadline(L, 2);
-  if (!fut_done(atomic_load(&f->state)) && wait_one(L, f, deadline) == OWNER_TIMEOUT)
-    core_error(L, "TimeoutError", "the future did not complete in time");
-  /* Its own callbacks run before the caller goes on.  The thread that
-   * completed it queues them after setting the state, both under the
-   * future's lock: taking that lock once waits for the queueing. */
-  if (f->cb_owner) { fut_lock(f); fut_unlock(f); }
-  owner_run_callbacks(L);
-  if (atomic_load(&f->state) == F_CANCELLED) core_error(L, "CancelledError", "the future was cancelled");
+  if (!fut_done(atomic_load(&f->state))) {
+    if (wait_one(L, f, deadline) == OWNER_TIMEOUT)
+      luax_error(L, LUAX_TIMEOUT, "the future did not complete in time");
+    /* Its own callbacks run before the caller goes on.  The thread that
+     * completed it posts them after setting the state, both under the
+     * future's lock: taking that lock once waits for the posting. */
+    if (f->cb_owner) { fut_lock(f); fut_unlock(f); }
+    owner_run_jobs(L);
+  }
+  if (atomic_load(&f->state) == F_CANCELLED) luax_error(L, LUAX_CANCELLED, "the future was cancelled");
   return f;
 }
 
 /* Fast path: a call that returned one value and holds no outcome table
  * yet keeps that value itself as its user value (no table allocated). */
-static int single_result(lua_State *L, fut_box *b) {
+static int single_result(lua_State *L, future_box *b) {
   fut_t *f = b->f;
   if (b->single) { lua_getiuservalue(L, 1, 1); return 1; }
   if (f->outcome != OUT_VALUES || f->traceback) return 0;
@@ -271,10 +193,21 @@ static int single_result(lua_State *L, fut_box *b) {
   return 0;
 }
 
+/* A string error re-raised by result() carries the worker's stack after
+ * it, as Python shows the remote traceback: [msg, tb] -> [msg + stack]. */
+static void with_traceback(lua_State *L) {
+  const char *stack = strstr(lua_tostring(L, -1), "\nstack traceback:");
+  if (stack) {
+    lua_pushfstring(L, "%s\nworker traceback:%s", lua_tostring(L, -2), stack + sizeof "\nstack traceback:" - 1);
+    lua_replace(L, -3);
+  }
+  lua_pop(L, 1);
+}
+
 static int l_result(lua_State *L) {
   fut_t *f = await(L);
   lua_settop(L, 1);
-  fut_box *b = lua_touserdata(L, 1);
+  future_box *b = lua_touserdata(L, 1);
   if (atomic_load(&f->state) == F_FINISHED && single_result(L, b)) return 1;
   push_outcome(L, 1, f);
   lua_getfield(L, 2, "n");
@@ -283,6 +216,7 @@ static int l_result(lua_State *L) {
   luaL_checkstack(L, n, "too many results");
   if (lua_getfield(L, 2, "err") != LUA_TNIL) {
     lua_rawgeti(L, 2, 1);
+    if (lua_type(L, -1) == LUA_TSTRING && lua_getfield(L, 2, "tb") == LUA_TSTRING) with_traceback(L);
     return lua_error(L);
   }
   lua_pop(L, 1);
@@ -309,7 +243,7 @@ static int l_traceback(lua_State *L) {
 
 static int l_cancel(lua_State *L) {
   lua_pushboolean(L, fut_cancel(self_fut(L)));
-  owner_run_callbacks(L);
+  owner_run_jobs(L);
   return 1;
 }
 
@@ -381,10 +315,12 @@ static int run_callbacks_p(lua_State *L) {
   return 2;
 }
 
-/* Called by the owner for each future taken off its callback queue, from
- * inside blocking calls: runs protected, so that it never raises.  Returns
- * how many callbacks ran; sets *interrupted as run_stored does. */
-int fut_run_callbacks(lua_State *L, fut_t *f, int *interrupted) {
+static fut_t *job_fut(owner_job *j) { return (fut_t *)((char *)j - offsetof(fut_t, cbjob)); }
+
+/* The callback job of a completed future, run by the owner from inside a
+ * blocking call or poll(): protected, so that it never raises. */
+static int callbacks_run(lua_State *L, owner_job *j, int *interrupted) {
+  fut_t *f = job_fut(j);
   int n = 0;
   lua_pushcfunction(L, run_callbacks_p);
   lua_pushlightuserdata(L, f);
@@ -394,15 +330,17 @@ int fut_run_callbacks(lua_State *L, fut_t *f, int *interrupted) {
     if (lua_toboolean(L, -1)) *interrupted = 1;
     lua_pop(L, 2);
   }
-  fut_unref(f);
+  fut_unref(f);   /* the job's reference */
   return n;
 }
 
+static void callbacks_drop(owner_job *j) { fut_unref(job_fut(j)); }
+
+static const owner_job_ops callbacks_ops = {callbacks_run, callbacks_drop};
+
 static int l_add_done_callback(lua_State *L) {
   fut_t *f = self_fut(L);
-  luaL_checkany(L, 2);
-  if (!lua_isfunction(L, 2) && luaL_getmetafield(L, 2, "__call") == LUA_TNIL)
-    luaL_typeerror(L, 2, "callable");
+  luax_checkcallable(L, 2);
   lua_settop(L, 2);
   /* Append to the stored list first: order is the order of adding. */
   if (lua_getiuservalue(L, 1, 2) != LUA_TTABLE) {
@@ -413,24 +351,15 @@ static int l_add_done_callback(lua_State *L) {
   }
   lua_pushvalue(L, 2);
   lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
-  owner_t *o = owner_get(L);
-  int done;
-  fut_lock(f);
-  done = fut_done(atomic_load(&f->state));
-  if (!done && !f->cb_owner) {
-    owner_ref(o);
-    f->cb_owner = o;
-  }
-  fut_unlock(f);
-  if (done) {
-    int interrupted = 0;
-    run_stored(L, 1, &interrupted);
-    if (interrupted) owner_raise_interrupt(L);
-  } else {
+  if (fut_on_done(f, owner_get(L), &callbacks_ops)) {
     lua_rawgetp(L, LUA_REGISTRYINDEX, CBFUTS);
     lua_pushlightuserdata(L, f);
     lua_pushvalue(L, 1);
     lua_rawset(L, -3);
+  } else {
+    int interrupted = 0;
+    run_stored(L, 1, &interrupted);
+    if (interrupted) owner_raise_interrupt(L);
   }
   return 0;
 }
@@ -439,16 +368,16 @@ static int l_set_running_or_notify_cancel(lua_State *L) {
   fut_t *f = self_fut(L);
   if (fut_set_running(f)) { lua_pushboolean(L, 1); return 1; }
   if (atomic_load(&f->state) == F_CANCELLED) { lua_pushboolean(L, 0); return 1; }
-  return core_error(L, "InvalidStateError", "the future is already running or done");
+  return luax_error(L, LUAX_INVALID_STATE, "the future is already running or done");
 }
 
 static void check_settable(lua_State *L, fut_t *f) {
   if (fut_done(atomic_load(&f->state)))
-    core_error(L, "InvalidStateError", "the future is already done");
+    luax_error(L, LUAX_INVALID_STATE, "the future is already done");
 }
 
 static int l_set_result(lua_State *L) {
-  fut_box *b = self(L);
+  future_box *b = self(L);
   check_settable(L, b->f);
   int n = lua_gettop(L) - 1;
   lua_createtable(L, n, 1);
@@ -459,18 +388,18 @@ static int l_set_result(lua_State *L) {
   tr_msg empty;
   msg_init(&empty);
   fut_complete(b->f, OUT_LOCAL, &empty, NULL);
-  owner_run_callbacks(L);
+  owner_run_jobs(L);
   return 0;
 }
 
 static int l_set_exception(lua_State *L) {
-  fut_box *b = self(L);
+  future_box *b = self(L);
   /* nil would read as "returned" from exception() */
   luaL_argexpected(L, !lua_isnoneornil(L, 2), 2, "error value (not nil)");
   check_settable(L, b->f);
   lua_settop(L, 2);
-  fut_fail_local(L, 1, b);
-  owner_run_callbacks(L);
+  future_fail_local(L, 1, b);
+  owner_run_jobs(L);
   return 0;
 }
 
@@ -498,14 +427,14 @@ static int l_tostring(lua_State *L) {
 }
 
 static int l_gc(lua_State *L) {
-  fut_box *b = self_box(L);
+  future_box *b = self_box(L);
   if (b->f) fut_unref(b->f);
   b->f = NULL;
   return 0;
 }
 
 static int l_new(lua_State *L) {
-  fut_push_new(L, lua_upvalueindex(1));
+  future_push_new(L);
   return 1;
 }
 
@@ -524,19 +453,17 @@ static const luaL_Reg methods[] = {
   {NULL, NULL}
 };
 
-void fut_open(lua_State *L) {
-  if (core_newmetatable(L, FUTURE_KEY, FUTURE_MT)) {
-    int mt = lua_gettop(L);
-    luaL_newlibtable(L, methods);
-    lua_pushvalue(L, mt);
-    luaL_setfuncs(L, methods, 1);
-    lua_setfield(L, mt, "__index");
-    lua_pushvalue(L, mt);
-    lua_pushcclosure(L, l_tostring, 1);
-    lua_setfield(L, mt, "__tostring");
-    lua_pushvalue(L, mt);
-    lua_pushcclosure(L, l_gc, 1);
-    lua_setfield(L, mt, "__gc");
+static const luaL_Reg metamethods[] = {
+  {"__tostring", l_tostring},
+  {"__gc", l_gc},
+  {NULL, NULL}
+};
+
+void future_open(lua_State *L) {
+  if (luax_newclass(L, &future_class)) {
+    luaL_setfuncs(L, metamethods, 0);
+    luaL_newlib(L, methods);
+    lua_setfield(L, -2, "__index");
   }
   lua_pop(L, 1);
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, CBFUTS) != LUA_TTABLE) {
@@ -544,7 +471,6 @@ void fut_open(lua_State *L) {
     lua_rawsetp(L, LUA_REGISTRYINDEX, CBFUTS);
   }
   lua_pop(L, 1);
-  fut_push_metatable(L);
-  lua_pushcclosure(L, l_new, 1);
+  lua_pushcfunction(L, l_new);
   lua_setfield(L, -2, "Future");
 }

@@ -1,33 +1,36 @@
-/* The owner of a Lua state: its one condition variable, its queue of due
- * callbacks, its executors.  See owner.h for the design.
+/* The owner of a Lua state: its one condition variable, its queue of
+ * jobs, its executors, and how its waits notice Ctrl-C.  See owner.h.
  *
- * Lock order everywhere in the library: executor lock, then a future's
- * (striped) lock, then an owner's lock.  No Lua code runs under any of them.
+ * Lock order everywhere in the library: an executor's lock, then a
+ * future's (striped) lock, then an owner's lock.  No Lua code runs under
+ * any of them.
  */
 #include <signal.h>
-#include <stdlib.h>
 #include <string.h>
 #include "lauxlib.h"
 #include "clock.h"
-#include "future.h"
+#include "grow.h"
+#include "luax.h"
 #include "owner.h"
 
-static const char k_owner;
-#define OWNER_KEY (&k_owner)
-#define OWNER_MT "futures.Owner"
 #define INTERRUPT_SLICE 0.05   /* how often a wait looks for Ctrl-C */
 
-/* Futures queued for callbacks, in all the states of the process. */
-static atomic_int callbacks_queued;
+/* Jobs queued in all the states of the process: the common case, nothing
+ * due anywhere, costs no registry lookup. */
+static atomic_int jobs_queued;
 
 typedef struct exec_ref { void *pool; const exec_ops *ops; } exec_ref;
 
-/* The registry's handle on the owner; its __gc runs when the state closes. */
+/* The registry's handle on the owner; its __gc runs when the state closes.
+ * It is created when the module opens, before anything that uses it, so it
+ * is finalized after them (finalizers run in reverse order). */
 typedef struct owner_box {
-  owner_t *o;
+  owner_t *o;                 /* NULL once finalized */
   exec_ref *execs;
-  int nexecs, capexecs;
+  size_t nexecs, capexecs;
 } owner_box;
+
+static const luax_class owner_class = {"futures.Owner", NULL};
 
 void owner_ref(owner_t *o) { atomic_fetch_add(&o->refs, 1); }
 
@@ -45,11 +48,28 @@ void owner_signal(owner_t *o) {
   pthread_mutex_unlock(&o->mu);
 }
 
+int owner_post(owner_t *o, owner_job *j) {
+  pthread_mutex_lock(&o->mu);
+  int ok = !o->closed;
+  if (ok) {
+    fifo_push(&o->jobs, &j->link);
+    atomic_fetch_add(&jobs_queued, 1);
+  }
+  pthread_cond_broadcast(&o->cond);
+  pthread_mutex_unlock(&o->mu);
+  return ok;
+}
+
+static void release_exec(exec_ref *e) {
+  e->ops->join(e->pool);
+  e->ops->unref(e->pool);
+}
+
 /* Waits, without Lua, until every executor of the closing state is done:
  * queued work still runs (as in Python), and no worker outlives the module. */
 static void wait_execs(owner_box *b) {
-  for (int i = 0; i < b->nexecs; i++) b->execs[i].ops->shutdown(b->execs[i].pool, 0);
-  for (int i = 0; i < b->nexecs; i++) {
+  for (size_t i = 0; i < b->nexecs; i++) b->execs[i].ops->shutdown(b->execs[i].pool, 0);
+  for (size_t i = 0; i < b->nexecs; i++) {
     exec_ref *e = &b->execs[i];
     pthread_mutex_lock(&b->o->mu);
     while (!e->ops->finished(e->pool)) {
@@ -57,46 +77,45 @@ static void wait_execs(owner_box *b) {
       pthread_cond_timedwait(&b->o->cond, &b->o->mu, &ts);
     }
     pthread_mutex_unlock(&b->o->mu);
-    e->ops->join(e->pool);
-    e->ops->unref(e->pool);
+    release_exec(e);
   }
   b->nexecs = 0;
 }
 
 static int owner_gc(lua_State *L) {
-  owner_box *b = luaL_checkudata(L, 1, OWNER_MT);
+  owner_box *b = luax_checkudata(L, 1, &owner_class);
   if (!b->o) return 0;
   wait_execs(b);
   free(b->execs);
   b->execs = NULL;
-  pthread_mutex_lock(&b->o->mu);
-  b->o->closed = 1;
-  fut_t *f = b->o->cbq_head;
-  b->o->cbq_head = b->o->cbq_tail = NULL;
-  pthread_mutex_unlock(&b->o->mu);
-  while (f) {
-    fut_t *next = f->cbnext;
-    atomic_fetch_sub(&callbacks_queued, 1);
-    fut_unref(f);
-    f = next;
+  owner_t *o = b->o;
+  pthread_mutex_lock(&o->mu);
+  o->closed = 1;
+  fifo_node *n = fifo_take_all(&o->jobs);
+  pthread_mutex_unlock(&o->mu);
+  while (n) {
+    fifo_node *next = n->next;
+    owner_job *j = FIFO_ITEM(n, owner_job, link);
+    atomic_fetch_sub(&jobs_queued, 1);
+    j->ops->drop(j);
+    n = next;
   }
-  owner_unref(b->o);
+  owner_unref(o);
   b->o = NULL;
   return 0;
 }
 
-static owner_box *owner_box_get(lua_State *L) {
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, OWNER_KEY) == LUA_TUSERDATA) {
-    owner_box *b = lua_touserdata(L, -1);
-    lua_pop(L, 1);
-    return b;
-  }
+/* The state's owner box, or NULL if it has none yet. */
+static owner_box *find_box(lua_State *L) {
+  owner_box *b = lua_rawgetp(L, LUA_REGISTRYINDEX, &owner_class) == LUA_TUSERDATA ? lua_touserdata(L, -1) : NULL;
   lua_pop(L, 1);
+  return b;
+}
+
+static owner_box *new_box(lua_State *L) {
   owner_box *b = lua_newuserdatauv(L, sizeof *b, 0);
-  b->o = NULL;
-  b->execs = NULL;
-  b->nexecs = b->capexecs = 0;
-  if (luaL_newmetatable(L, OWNER_MT)) {
+  *b = (owner_box){0};
+  if (luax_newclass(L, &owner_class)) {
     lua_pushcfunction(L, owner_gc);
     lua_setfield(L, -2, "__gc");
   }
@@ -111,71 +130,63 @@ static owner_box *owner_box_get(lua_State *L) {
   clk_mutex_init(&o->mu);
   atomic_init(&o->refs, 1);
   b->o = o;
-  lua_rawsetp(L, LUA_REGISTRYINDEX, OWNER_KEY);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &owner_class);
   return b;
 }
 
-owner_t *owner_get(lua_State *L) { return owner_box_get(L)->o; }
+static owner_box *box_get(lua_State *L) {
+  owner_box *b = find_box(L);
+  if (!b) return new_box(L);
+  /* A finalizer that runs after the owner's, at lua_close. */
+  if (!b->o) luaL_error(L, "futures: the Lua state is closing");
+  return b;
+}
+
+owner_t *owner_get(lua_State *L) { return box_get(L)->o; }
 
 void owner_add_exec(lua_State *L, void *pool, const exec_ops *ops) {
-  owner_box *b = owner_box_get(L);
+  owner_box *b = box_get(L);
   /* Reap executors that were shut down and whose workers are gone, so a
    * program that creates executors in a loop does not accumulate them. */
-  int j = 0;
-  for (int i = 0; i < b->nexecs; i++) {
-    exec_ref *e = &b->execs[i];
-    if (e->ops->finished(e->pool)) { e->ops->join(e->pool); e->ops->unref(e->pool); }
-    else b->execs[j++] = *e;
+  size_t j = 0;
+  for (size_t i = 0; i < b->nexecs; i++) {
+    if (b->execs[i].ops->finished(b->execs[i].pool)) release_exec(&b->execs[i]);
+    else b->execs[j++] = b->execs[i];
   }
   b->nexecs = j;
-  if (b->nexecs == b->capexecs) {
-    int cap = b->capexecs ? b->capexecs * 2 : 4;
-    exec_ref *n = realloc(b->execs, (size_t)cap * sizeof *n);
-    if (!n) luaL_error(L, "not enough memory");
-    b->execs = n;
-    b->capexecs = cap;
+  exec_ref *n = grow_array(b->execs, &b->capexecs, b->nexecs + 1, sizeof *n);
+  if (!n) {
+    ops->unref(pool);
+    luaL_error(L, "not enough memory");
   }
-  b->execs[b->nexecs].pool = pool;
-  b->execs[b->nexecs].ops = ops;
-  b->nexecs++;
+  b->execs = n;
+  b->execs[b->nexecs++] = (exec_ref){pool, ops};
 }
 
-/* Ctrl-C in lua.c installs a hook on the main thread; a wait that sees a
- * hook appear (one that was not there when it began) stops. */
-typedef struct hookmark { lua_State *main; lua_Hook hook; int mask; } hookmark;
+/* ---------------------------------------------------------------- Ctrl-C
+ * lua.c handles SIGINT by resetting it to the default action and setting
+ * a hook on the main thread (every event, count 1) that raises
+ * "interrupted!".  A C function blocked in a wait never lets that hook
+ * run, so waits look for it: that hook, with SIGINT at its default.
+ * While a chunk runs normally lua.c catches SIGINT, so a user's own hook
+ * of the same shape (a profiler, a coverage tool, one set by a callback)
+ * is never taken for a Ctrl-C, and never removed. */
 
-static hookmark hook_now(lua_State *L) {
-  hookmark h;
+static lua_State *main_thread(lua_State *L) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
-  h.main = lua_tothread(L, -1);
+  lua_State *m = lua_tothread(L, -1);
   lua_pop(L, 1);
-  h.hook = lua_gethook(h.main);
-  h.mask = lua_gethookmask(h.main);
-  return h;
+  return m;
 }
 
-static int hook_changed(const hookmark *h) {
-  return lua_gethookmask(h->main) != h->mask || lua_gethook(h->main) != h->hook;
-}
-
-/* lua.c's SIGINT handler resets SIGINT to the default action as it sets its
- * hook (a second Ctrl-C kills); SIGINT is caught while a chunk runs. */
 static int sigint_default(void) {
   struct sigaction sa;
   return sigaction(SIGINT, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL;
 }
 
-/* lua.c's Ctrl-C hook: every event, count 1.  A wait must notice one set
- * before it took its mark.  In a coroutine, the main thread's hook fires
- * only once the main thread runs again, so its presence says enough.  On
- * the main thread it fires at the wait's own call, so one that is there
- * now was either set by a SIGINT since that call, or is a user's hook of
- * the same shape, with SIGINT still caught. */
-static int interrupt_pending(lua_State *L, const hookmark *h) {
-  if (h->mask != (LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT) ||
-      lua_gethookcount(h->main) != 1)
-    return 0;
-  return L != h->main || sigint_default();
+static int ctrl_c_hooked(lua_State *main) {
+  return lua_gethookmask(main) == (LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT) &&
+         lua_gethookcount(main) == 1 && sigint_default();
 }
 
 /* lua.c's Ctrl-C error, which a wait raises in its place. */
@@ -189,69 +200,57 @@ int owner_is_interrupt(lua_State *L, int idx) {
   const char *s = lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, &len) : NULL;
   size_t k = sizeof k_interrupted - 1;
   if (!s || len < k || strcmp(s + len - k, k_interrupted) != 0) return 0;
-  hookmark h = hook_now(L);
-  return h.hook == NULL && sigint_default();
+  return lua_gethook(main_thread(L)) == NULL && sigint_default();
 }
 
 int owner_raise_interrupt(lua_State *L) {
-  hookmark h = hook_now(L);
-  lua_sethook(h.main, NULL, 0, 0);  /* the hook would fire again later */
+  lua_State *m = main_thread(L);
+  if (ctrl_c_hooked(m)) lua_sethook(m, NULL, 0, 0);  /* it would fire again later */
   return luaL_error(L, "%s", k_interrupted);
 }
 
-void owner_queue_callbacks(owner_t *o, fut_t *f) {
-  pthread_mutex_lock(&o->mu);
-  if (!o->closed) {
-    fut_ref(f);
-    f->cbnext = NULL;
-    if (o->cbq_tail) o->cbq_tail->cbnext = f; else o->cbq_head = f;
-    o->cbq_tail = f;
-    atomic_fetch_add(&callbacks_queued, 1);
-  }
-  pthread_cond_broadcast(&o->cond);
-  pthread_mutex_unlock(&o->mu);
-}
+/* ------------------------------------------------------------------ jobs */
 
-/* Runs due callbacks until none is left or a Ctrl-C stopped one. */
-static int drain_callbacks(lua_State *L, int *interrupted) {
-  /* The common case, no callbacks due anywhere: not even a lookup. */
-  if (!atomic_load(&callbacks_queued)) return 0;
-  owner_t *o = owner_get(L);
+/* Runs due jobs until none is left or a Ctrl-C stopped one.  Never inside
+ * a job: a blocking call made by a callback leaves the others queued, so
+ * each runs to its end before the next starts. */
+static int run_jobs(owner_t *o, lua_State *L, int *interrupted) {
+  if (o->running) return 0;
+  o->running = 1;
   int n = 0;
   while (!*interrupted) {
     pthread_mutex_lock(&o->mu);
-    fut_t *f = o->cbq_head;
-    if (f) {
-      o->cbq_head = f->cbnext;
-      if (!o->cbq_head) o->cbq_tail = NULL;
-      f->cbnext = NULL;
-    }
-    if (f) atomic_fetch_sub(&callbacks_queued, 1);
+    fifo_node *node = fifo_pop(&o->jobs);
     pthread_mutex_unlock(&o->mu);
-    if (!f) break;
-    n += fut_run_callbacks(L, f, interrupted);   /* drops the queue's reference */
+    if (!node) break;
+    atomic_fetch_sub(&jobs_queued, 1);
+    owner_job *j = FIFO_ITEM(node, owner_job, link);
+    n += j->ops->run(L, j, interrupted);
   }
+  o->running = 0;
   return n;
 }
 
-int owner_run_callbacks(lua_State *L) {
+int owner_run_jobs(lua_State *L) {
+  if (!atomic_load(&jobs_queued)) return 0;
+  owner_box *b = find_box(L);
+  if (!b || !b->o) return 0;
   int interrupted = 0;
-  int n = drain_callbacks(L, &interrupted);
+  int n = run_jobs(b->o, L, &interrupted);
   if (interrupted) owner_raise_interrupt(L);
   return n;
 }
 
 int owner_block(lua_State *L, int (*ready)(void *), void *arg, double deadline) {
   owner_t *o = owner_get(L);
-  hookmark h = hook_now(L);
-  if (interrupt_pending(L, &h)) return OWNER_INTERRUPTED;
+  lua_State *m = main_thread(L);
   for (;;) {
     int due = 0, rc = -1;
     pthread_mutex_lock(&o->mu);
     for (;;) {
-      if (o->cbq_head) { due = 1; break; }
+      if (o->jobs.head && !o->running) { due = 1; break; }
       if (ready(arg)) { rc = OWNER_READY; break; }
-      if (hook_changed(&h)) { rc = OWNER_INTERRUPTED; break; }
+      if (ctrl_c_hooked(m)) { rc = OWNER_INTERRUPTED; break; }
       double now = clk_now();
       if (deadline >= 0 && now >= deadline) { rc = OWNER_TIMEOUT; break; }
       double until = now + INTERRUPT_SLICE;
@@ -262,7 +261,18 @@ int owner_block(lua_State *L, int (*ready)(void *), void *arg, double deadline) 
     pthread_mutex_unlock(&o->mu);
     if (!due) return rc;
     int interrupted = 0;
-    drain_callbacks(L, &interrupted);
+    run_jobs(o, L, &interrupted);
     if (interrupted) return OWNER_INTERRUPTED;
   }
+}
+
+static int never(void *arg) { (void)arg; return 0; }
+
+int owner_sleep(lua_State *L, double deadline) {
+  owner_t *o = owner_get(L);
+  int was = o->running;
+  o->running = 1;   /* jobs wait for the next blocking call or poll() */
+  int rc = owner_block(L, never, NULL, deadline);
+  o->running = was;
+  return rc;
 }

@@ -4,27 +4,45 @@
  * state whose tasks submit work of their own) has one owner_t.  All of the
  * state's blocking calls wait on the owner's one condition variable, and
  * everything that can end such a wait signals it: a watched future
- * completing, a future with done-callbacks completing (its callbacks are
- * queued here, to run in this state), an executor's last worker leaving.
- * One thread runs a state at a time, so one condition serves all its waits.
+ * completing, a job posted to the state (done-callbacks to run), an
+ * executor's last worker leaving.  One thread runs a state at a time, so
+ * one condition serves all its waits.
  *
- * The owner also keeps the state's executors (as exec_t handles), so that
- * closing the state waits for their queued work.
+ * Jobs are how other threads hand work to the state: an owner_job is an
+ * intrusive node plus its ops; the owner runs them, in order, from its
+ * blocking calls and futures.poll(), never one inside another, and knows
+ * nothing of what they do.  The owner also keeps the state's executors (as
+ * exec_ops handles), so that closing the state waits for their work.
  */
 #ifndef FUTURES_OWNER_H
 #define FUTURES_OWNER_H
 #include <pthread.h>
 #include <stdatomic.h>
+#include "fifo.h"
 #include "lua.h"
 
-struct fut;
+typedef struct owner_job owner_job;
+
+typedef struct owner_job_ops {
+  /* Runs the job in the owner's state, outside every lock; never raises.
+   * Returns how many user callbacks ran; sets *interrupted if a Ctrl-C
+   * stopped one. */
+  int (*run)(lua_State *L, owner_job *j, int *interrupted);
+  void (*drop)(owner_job *j);   /* the state closed before the job ran */
+} owner_job_ops;
+
+struct owner_job {
+  fifo_node link;               /* the owner's queue edits it */
+  const owner_job_ops *ops;
+};
 
 typedef struct owner {
   atomic_int refs;
   pthread_mutex_t mu;
-  pthread_cond_t cond;        /* CLOCK_MONOTONIC */
-  struct fut *cbq_head, *cbq_tail;  /* futures whose callbacks are due */
-  int closed;                 /* the state is gone: queue nothing more */
+  pthread_cond_t cond;          /* CLOCK_MONOTONIC */
+  fifo jobs;                    /* under mu */
+  int closed;                   /* under mu: the state is gone, post nothing */
+  int running;                  /* the state's own thread only: inside a job */
 } owner_t;
 
 /* An executor as the owner sees it, to wait for it at state close. */
@@ -35,29 +53,34 @@ typedef struct exec_ops {
   void (*unref)(void *pool);
 } exec_ops;
 
-owner_t *owner_get(lua_State *L);   /* the state's owner (created on demand) */
+/* The state's owner, created on demand; raises "futures: the Lua state is
+ * closing" once the state's own finalizer ran (a later finalizer's call). */
+owner_t *owner_get(lua_State *L);
 void owner_ref(owner_t *o);
-void owner_unref(owner_t *o);
+void owner_unref(owner_t *o);       /* NULL is fine */
 void owner_signal(owner_t *o);      /* wake the state's blocking call */
-/* Queues the future's done-callbacks to run in the owner's state (takes a
- * reference); called by the thread that completes it. */
-void owner_queue_callbacks(owner_t *o, struct fut *f);
+/* Queues j to run in the owner's state and wakes it; 0 (nothing queued)
+ * once the state is closed.  Any thread, any lock of the caller's. */
+int owner_post(owner_t *o, owner_job *j);
 void owner_add_exec(lua_State *L, void *pool, const exec_ops *ops);  /* takes a ref */
 
 /* Blocks the state's thread until ready(arg) (checked under o->mu), the
  * absolute monotonic deadline passes (deadline < 0: never), Ctrl-C is
- * pressed in the standalone interpreter, or callbacks are due, which it
- * runs (outside every lock) before waiting again.  Returns OWNER_READY,
+ * pressed in the standalone interpreter, or jobs are due, which it runs
+ * (outside every lock) before waiting again.  Returns OWNER_READY,
  * OWNER_TIMEOUT or OWNER_INTERRUPTED; on the last the caller must clean up
  * and then call owner_raise_interrupt. */
 enum { OWNER_READY, OWNER_TIMEOUT, OWNER_INTERRUPTED };
 int owner_block(lua_State *L, int (*ready)(void *), void *arg, double deadline);
 int owner_raise_interrupt(lua_State *L);
+/* Waits until the deadline like owner_block, running no jobs (a sleep is
+ * not a wait on the library's work); OWNER_TIMEOUT or OWNER_INTERRUPTED. */
+int owner_sleep(lua_State *L, double deadline);
 
-/* Runs the done-callbacks due in this state; returns how many ran.  A
- * callback's error goes to warn; only a Ctrl-C that stopped one is raised,
- * once the other callbacks of its future ran. */
-int owner_run_callbacks(lua_State *L);
+/* Runs the jobs due in this state (none from inside a job); returns how
+ * many callbacks ran.  Raises only a Ctrl-C that stopped one, once the
+ * job it was in finished. */
+int owner_run_jobs(lua_State *L);
 /* Is the error at idx lua.c's Ctrl-C ("interrupted!" from its hook)? */
 int owner_is_interrupt(lua_State *L, int idx);
 #endif

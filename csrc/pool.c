@@ -36,24 +36,59 @@
 #include <unistd.h>
 #include "lauxlib.h"
 #include "clock.h"
-#include "core.h"
+#include "future.h"
+#include "grow.h"
 #include "pool.h"
 #include "transfer.h"
 #include "workerstate.h"
 
 static atomic_int pool_numbers[2];   /* per kind, like Python's counters */
 
-void pool_ref(pool_t *p) { atomic_fetch_add(&p->refs, 1); }
+const luax_class pool_executor_class = {"executor", NULL};
 
-void pool_unref(pool_t *p) {
+struct pool {
+  atomic_int refs;
+  const pool_backend *be;
+  pthread_mutex_t mu;
+  pthread_cond_t work;        /* workers wait here for tasks */
+  fifo queue;                 /* pending futures (fut_t.qlink); holds refs */
+  atomic_int npending;        /* changed under mu; a spinning worker reads it without */
+  int max_workers;
+  int nworkers;               /* started and not yet exited */
+  atomic_int live;            /* same, readable without the lock */
+  int idle, wakeups;          /* idle workers; signals sent, not yet taken */
+  int spinning;               /* a worker is about to sleep, looking for work first */
+  int may_spin;               /* more than one CPU */
+  int nstarted;
+  atomic_int shutdown;        /* set under mu; read without it by the owner */
+  atomic_int broken;          /* likewise */
+  char *broken_msg;
+  pthread_t *threads;
+  size_t nthreads, capthreads;
+  owner_t *owner;             /* the creating state, told when workers are gone */
+  int number;
+  char *prefix;
+  pool_conf conf;
+  void *data;                 /* the backend's */
+};
+
+#define QFUT(node) FIFO_ITEM(node, fut_t, qlink)
+
+const pool_conf *pool_config(pool_t *p) { return &p->conf; }
+void *pool_data(pool_t *p) { return p->data; }
+void pool_set_data(pool_t *p, void *data) { p->data = data; }
+
+static void pool_ref(pool_t *p) { atomic_fetch_add(&p->refs, 1); }
+
+static void pool_unref(pool_t *p) {
   if (atomic_fetch_sub(&p->refs, 1) != 1) return;
-  if (p->be->destroy) p->be->destroy(p);
-  msg_free(&p->init);
+  if (p->be->destroy && p->data) p->be->destroy(p->data);
+  msg_free(&p->conf.init);
   free(p->broken_msg);
   free(p->threads);
   free(p->prefix);
-  free(p->path);
-  free(p->cpath);
+  free(p->conf.path);
+  free(p->conf.cpath);
   owner_unref(p->owner);
   pthread_mutex_destroy(&p->mu);
   pthread_cond_destroy(&p->work);
@@ -62,17 +97,8 @@ void pool_unref(pool_t *p) {
 
 typedef struct pool_box { pool_t *p; } pool_box;
 
-/* Set in every executor metatable (each backend has its own). */
-static const char k_executor;
-#define EXECUTOR_MARK (&k_executor)
-
 pool_t *pool_check(lua_State *L, int idx) {
-  pool_box *b = lua_touserdata(L, idx);
-  if (!b || !lua_getmetatable(L, idx)) luaL_typeerror(L, idx, "executor");
-  lua_rawgetp(L, -1, EXECUTOR_MARK);
-  int ok = lua_toboolean(L, -1);
-  lua_pop(L, 2);
-  if (!ok) luaL_typeerror(L, idx, "executor");
+  pool_box *b = luax_checkudata(L, idx, &pool_executor_class);
   if (!b->p) luaL_error(L, "executor is closed");
   return b->p;
 }
@@ -103,36 +129,33 @@ static void spin_for_work(pool_t *p) {
 
 fut_t *pool_take(pool_t *p, int wait, fut_t **extra, int more, int *nextra) {
   pthread_mutex_lock(&p->mu);
-  if (wait && !p->head && !p->shutdown && !p->spinning && p->may_spin) {
+  if (wait && !p->queue.head && !p->shutdown && !p->spinning && p->may_spin) {
     p->spinning = 1;
     pthread_mutex_unlock(&p->mu);
     spin_for_work(p);
     pthread_mutex_lock(&p->mu);
     p->spinning = 0;
   }
-  while (wait && !p->head && !p->shutdown) {
+  while (wait && !p->queue.head && !p->shutdown) {
     p->idle++;
     pthread_cond_wait(&p->work, &p->mu);
     p->idle--;
     if (p->wakeups > 0) p->wakeups--;
   }
-  fut_t *f = p->head;
+  fut_t *f = NULL;
   int n = 0;
   /* Without waiting, a worker takes a call ahead only when there are more
    * calls than the other workers could take. */
-  if (!wait && p->npending <= p->nworkers - 1) f = NULL;
-  if (f) {
-    p->head = f->next;
+  if (p->queue.head && (wait || p->npending > p->nworkers - 1)) {
+    f = QFUT(fifo_pop(&p->queue));
     p->npending--;
     /* Extras only up to a fair share, so other workers are not starved. */
     int fair = p->npending / (p->nworkers > 0 ? p->nworkers : 1);
     if (more > fair) more = fair;
-    while (n < more && p->head) {
-      extra[n++] = p->head;
-      p->head = p->head->next;
+    while (n < more && p->queue.head) {
+      extra[n++] = QFUT(fifo_pop(&p->queue));
       p->npending--;
     }
-    if (!p->head) p->tail = NULL;
   }
   pthread_mutex_unlock(&p->mu);
   if (nextra) *nextra = n;
@@ -140,11 +163,9 @@ fut_t *pool_take(pool_t *p, int wait, fut_t **extra, int more, int *nextra) {
 }
 
 /* Takes the whole queue (under the lock); the caller owns the refs. */
-static fut_t *take_all(pool_t *p) {
-  fut_t *f = p->head;
-  p->head = p->tail = NULL;
+static fifo_node *take_all(pool_t *p) {
   p->npending = 0;
-  return f;
+  return fifo_take_all(&p->queue);
 }
 
 void pool_break(pool_t *p, const char *why) {
@@ -154,14 +175,14 @@ void pool_break(pool_t *p, const char *why) {
     p->broken = 1;
   }
   p->shutdown = 1;
-  fut_t *f = take_all(p);
+  fifo_node *n = take_all(p);
   pthread_cond_broadcast(&p->work);
   pthread_mutex_unlock(&p->mu);
-  while (f) {
-    fut_t *next = f->next;
-    fut_fail_msg(f, OUT_BROKEN, why);
-    fut_unref(f);
-    f = next;
+  while (n) {
+    fifo_node *next = n->next;
+    fut_fail_msg(QFUT(n), OUT_BROKEN, why);
+    fut_unref(QFUT(n));
+    n = next;
   }
 }
 
@@ -176,7 +197,8 @@ void pool_worker_exit(pool_worker *w) {
   pool_unref(p);
 }
 
-int pool_start_worker(pool_t *p) {
+/* Starts one more worker thread for p (with the lock not held); 0 on error. */
+static int start_worker(pool_t *p) {
   pool_worker *w = calloc(1, sizeof *w);
   if (!w) return 0;
   pool_ref(p);
@@ -184,13 +206,10 @@ int pool_start_worker(pool_t *p) {
   pthread_mutex_lock(&p->mu);
   w->number = p->nstarted++;
   if (p->prefix) snprintf(w->name, sizeof w->name, "%s_%d", p->prefix, w->number);
-  else snprintf(w->name, sizeof w->name, "%s-%d_%d", p->be->kind, p->number, w->number);
-  int ok = 1;
-  if (p->nthreads == p->capthreads) {
-    int cap = p->capthreads ? p->capthreads * 2 : 4;
-    pthread_t *t = realloc(p->threads, (size_t)cap * sizeof *t);
-    if (t) { p->threads = t; p->capthreads = cap; } else ok = 0;
-  }
+  else snprintf(w->name, sizeof w->name, "%s-%d_%d", p->be->cls.name, p->number, w->number);
+  pthread_t *t = grow_array(p->threads, &p->capthreads, p->nthreads + 1, sizeof *t);
+  int ok = t != NULL;
+  if (ok) p->threads = t;
   if (ok) {
     /* Workers block every signal: Ctrl-C reaches the main thread. */
     sigset_t all, old;
@@ -214,14 +233,14 @@ int pool_start_worker(pool_t *p) {
 static void shutdown_nowait(pool_t *p, int cancel) {
   pthread_mutex_lock(&p->mu);
   p->shutdown = 1;
-  fut_t *f = cancel ? take_all(p) : NULL;
+  fifo_node *n = cancel ? take_all(p) : NULL;
   pthread_cond_broadcast(&p->work);
   pthread_mutex_unlock(&p->mu);
-  while (f) {
-    fut_t *next = f->next;
-    fut_cancel(f);
-    fut_unref(f);
-    f = next;
+  while (n) {
+    fifo_node *next = n->next;
+    fut_cancel(QFUT(n));
+    fut_unref(QFUT(n));
+    n = next;
   }
 }
 
@@ -235,11 +254,11 @@ static int finished(void *pool) {
 static void join(pool_t *p) {
   pthread_mutex_lock(&p->mu);
   pthread_t *t = p->threads;
-  int n = p->nthreads;
+  size_t n = p->nthreads;
   p->threads = NULL;
   p->nthreads = p->capthreads = 0;
   pthread_mutex_unlock(&p->mu);
-  for (int i = 0; i < n; i++) pthread_join(t[i], NULL);
+  for (size_t i = 0; i < n; i++) pthread_join(t[i], NULL);
   free(t);
 }
 
@@ -254,40 +273,36 @@ static const char *broken_why(pool_t *p) {
   return p->broken_msg ? p->broken_msg : "the executor is broken";
 }
 
-/* submit has the executor metatable as upvalue 1 and the Future
- * metatable as upvalue 2: its checks need no lookup. */
+static int refuse(lua_State *L, pool_t *p) {
+  if (p->broken) return luax_error(L, p->be->broken, broken_why(p));
+  return luax_error(L, LUAX_SHUTDOWN, "cannot schedule new futures after shutdown");
+}
+
 static int l_submit(lua_State *L) {
-  pool_box *pb = core_testudata_mt(L, 1, lua_upvalueindex(1));
-  pool_t *p = pb && pb->p ? pb->p : pool_check(L, 1);   /* the check raises the right error */
-  if (!lua_isfunction(L, 2) && luaL_getmetafield(L, 2, "__call") == LUA_TNIL)
-    return luaL_typeerror(L, 2, "callable");
-  if (p->broken) return core_error(L, p->be->broken_class, broken_why(p));
-  if (p->shutdown) return core_error(L, "ShutdownError", "cannot schedule new futures after shutdown");
+  pool_t *p = pool_check(L, 1);
+  luax_checkcallable(L, 2);
+  if (p->broken || p->shutdown) return refuse(L, p);
   int nvals = lua_gettop(L) - 1;
-  fut_box *b = fut_push_new(L, lua_upvalueindex(2));
+  future_box *b = future_push_new(L);
   fut_t *f = b->f;
   f->broken_kind = p->be->broken_kind;
   char err[TR_ERRLEN];
   tr_opts o = {p->be->lightuserdata, "argument #%d", 1};
   if (!tr_encode(L, 2, nvals, &f->msg, &o, err)) {
-    core_push_error(L, "TransferError", err);
-    fut_fail_local(L, -2, b);
+    luax_push_error(L, LUAX_TRANSFER, err);
+    future_fail_local(L, -2, b);
     return 1;
   }
   int start = 0;
-  f->next = NULL;
   pthread_mutex_lock(&p->mu);
   /* Again under the lock: a pool that broke or shut down meanwhile (a
    * failing initializer) must not get a call nobody will ever take. */
   if (p->broken || p->shutdown) {
-    int broken = p->broken;
     pthread_mutex_unlock(&p->mu);
-    if (broken) return core_error(L, p->be->broken_class, broken_why(p));
-    return core_error(L, "ShutdownError", "cannot schedule new futures after shutdown");
+    return refuse(L, p);
   }
   fut_ref(f);
-  if (p->tail) p->tail->next = f; else p->head = f;
-  p->tail = f;
+  fifo_push(&p->queue, &f->qlink);
   p->npending++;
   if (p->idle > p->wakeups) {
     p->wakeups++;
@@ -298,7 +313,7 @@ static int l_submit(lua_State *L) {
     start = 1;
   }
   pthread_mutex_unlock(&p->mu);
-  if (start && !pool_start_worker(p) && atomic_load(&p->live) == 0)
+  if (start && !start_worker(p) && atomic_load(&p->live) == 0)
     pool_break(p, "cannot start a worker thread");
   return 1;
 }
@@ -308,7 +323,7 @@ static int l_shutdown(lua_State *L) {
   pool_t *p = pool_check(L, 1);
   int wait = lua_isnoneornil(L, 2) ? 1 : lua_toboolean(L, 2);
   shutdown_nowait(p, lua_toboolean(L, 3));
-  owner_run_callbacks(L);
+  owner_run_jobs(L);
   if (wait) {
     if (owner_block(L, finished, p, -1) == OWNER_INTERRUPTED) return owner_raise_interrupt(L);
     join(p);
@@ -336,11 +351,11 @@ static int l_tostring(lua_State *L) {
   pool_t *p = pool_check(L, 1);
   pthread_mutex_lock(&p->mu);
   int max = p->max_workers, n = p->nworkers, pending = 0;
-  for (fut_t *f = p->head; f; f = f->next)   /* cancelled calls wait to be skipped */
-    if (atomic_load(&f->state) == F_PENDING) pending++;
+  for (fifo_node *q = p->queue.head; q; q = q->next)   /* cancelled calls wait to be skipped */
+    if (atomic_load(&QFUT(q)->state) == F_PENDING) pending++;
   const char *state = p->broken ? " broken" : p->shutdown ? " shutdown" : "";
   pthread_mutex_unlock(&p->mu);
-  lua_pushfstring(L, "<%s max_workers=%d workers=%d pending=%d%s>", p->be->kind, max, n, pending, state);
+  lua_pushfstring(L, "<%s max_workers=%d workers=%d pending=%d%s>", p->be->cls.name, max, n, pending, state);
   return 1;
 }
 
@@ -356,32 +371,29 @@ static int l_stats(lua_State *L) {
   return 4;
 }
 
+static const luaL_Reg metamethods[] = {
+  {"__gc", l_gc},
+  {"__close", l_close},
+  {"__tostring", l_tostring},
+  {NULL, NULL}
+};
+
 static const luaL_Reg methods[] = {
+  {"submit", l_submit},
   {"shutdown", l_shutdown},
   {"_stats", l_stats},
   {NULL, NULL}
 };
 
 void pool_open(lua_State *L, const pool_backend *be) {
-  if (luaL_newmetatable(L, be->kind)) {
+  if (luax_newclass(L, &be->cls)) {
+    luaL_setfuncs(L, metamethods, 0);
     luaL_newlib(L, methods);
-    lua_pushvalue(L, -2);
-    fut_push_metatable(L);
-    lua_pushcclosure(L, l_submit, 2);
-    lua_setfield(L, -2, "submit");
     lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, l_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, l_close);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, l_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pushboolean(L, 1);
-    lua_rawsetp(L, -2, EXECUTOR_MARK);
   }
   /* The Lua front adds map and friends to the method table. */
   lua_getfield(L, -1, "__index");
-  lua_pushfstring(L, "%s_methods", be->kind);
+  lua_pushfstring(L, "%s_methods", be->cls.name);
   lua_insert(L, -2);
   lua_settable(L, -4);
   lua_pop(L, 1);
@@ -391,8 +403,7 @@ pool_t *pool_push_new(lua_State *L, const pool_backend *be) {
   lua_Integer max = luaL_checkinteger(L, 1);
   luaL_argcheck(L, max >= 1 && max <= 100000, 1, "max_workers must be a positive integer");
   int has_init = !lua_isnoneornil(L, 2);
-  if (has_init && !lua_isfunction(L, 2) && luaL_getmetafield(L, 2, "__call") == LUA_TNIL)
-    luaL_typeerror(L, 2, "callable");
+  if (has_init) luax_checkcallable(L, 2);
   if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
   const char *prefix = luaL_optstring(L, 4, NULL);
   lua_Integer max_tasks = luaL_optinteger(L, 5, 0);
@@ -401,7 +412,7 @@ pool_t *pool_push_new(lua_State *L, const pool_backend *be) {
 
   pool_box *b = lua_newuserdatauv(L, sizeof *b, 0);
   b->p = NULL;
-  luaL_setmetatable(L, be->kind);
+  luax_setclass(L, &be->cls);
   int box = lua_gettop(L);
 
   pool_t *p = calloc(1, sizeof *p);
@@ -412,16 +423,16 @@ pool_t *pool_push_new(lua_State *L, const pool_backend *be) {
   clk_mutex_init(&p->mu);
   pthread_cond_init(&p->work, NULL);
   p->max_workers = (int)max;
-  p->max_tasks = (int)max_tasks;
+  p->conf.max_tasks = (int)max_tasks;
   p->may_spin = sysconf(_SC_NPROCESSORS_ONLN) > 1;
   p->number = atomic_fetch_add(&pool_numbers[be->broken_kind], 1);
   p->owner = o;
   owner_ref(o);
-  msg_init(&p->init);
+  msg_init(&p->conf.init);
   b->p = p;   /* from here on, __gc frees it */
   p->prefix = prefix ? strdup(prefix) : NULL;
-  p->path = ws_package_field(L, "path");
-  p->cpath = ws_package_field(L, "cpath");
+  p->conf.path = ws_package_field(L, "path");
+  p->conf.cpath = ws_package_field(L, "cpath");
   if (has_init) {
     /* The initializer and its arguments travel like a task's call. */
     int top = lua_gettop(L);
@@ -435,9 +446,9 @@ pool_t *pool_push_new(lua_State *L, const pool_backend *be) {
     }
     char err[TR_ERRLEN];
     tr_opts opts = {be->lightuserdata, "initargs[%d]", 1};
-    if (!tr_encode(L, top + 1, n, &p->init, &opts, err)) core_error(L, "TransferError", err);
+    if (!tr_encode(L, top + 1, n, &p->conf.init, &opts, err)) luax_error(L, LUAX_TRANSFER, err);
     lua_settop(L, top);
-    p->has_init = 1;
+    p->conf.has_init = 1;
   }
   pool_ref(p);
   owner_add_exec(L, p, &pool_ops);

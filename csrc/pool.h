@@ -4,22 +4,31 @@
  * lua_State, or a thread that feeds a worker process). */
 #ifndef FUTURES_POOL_H
 #define FUTURES_POOL_H
-#include <pthread.h>
-#include <stdatomic.h>
-#include "future.h"
+#include "fut.h"
 #include "lua.h"
-#include "owner.h"
+#include "luax.h"
 
 typedef struct pool pool_t;
 
+/* The class every executor kind has as its parent. */
+extern const luax_class pool_executor_class;
+
 typedef struct pool_backend {
-  const char *kind;          /* "ThreadPoolExecutor": metatable and names */
-  const char *broken_class;  /* "BrokenThreadPool" */
+  luax_class cls;            /* {"ThreadPoolExecutor", &pool_executor_class} */
+  luax_errclass broken;      /* LUAX_BROKEN_THREAD */
   int broken_kind;           /* fut_t.broken_kind for its futures */
   int lightuserdata;         /* may light userdata cross? */
   void *(*worker_main)(void *worker);  /* thread body; arg is a pool_worker */
-  void (*destroy)(pool_t *p);          /* frees backend data (may be NULL) */
+  void (*destroy)(void *data);         /* frees the backend's data (may be NULL) */
 } pool_backend;
+
+/* What a pool was created with: the same for all its workers. */
+typedef struct pool_conf {
+  char *path, *cpath;        /* the creator's package paths */
+  tr_msg init;               /* initializer and initargs, if has_init */
+  int has_init;
+  int max_tasks;             /* per worker, 0 = no limit (processes) */
+} pool_conf;
 
 /* What a worker thread is handed. */
 typedef struct pool_worker {
@@ -28,35 +37,6 @@ typedef struct pool_worker {
   char name[64];  /* "ThreadPoolExecutor-0_1" */
 } pool_worker;
 
-struct pool {
-  atomic_int refs;
-  const pool_backend *be;
-  pthread_mutex_t mu;
-  pthread_cond_t work;        /* workers wait here for tasks */
-  fut_t *head, *tail;         /* pending futures, FIFO (queue holds refs) */
-  atomic_int npending;         /* changed under mu; a spinning worker reads it without */
-  int max_workers;
-  int nworkers;               /* started and not yet exited */
-  atomic_int live;            /* same, readable without the lock */
-  int idle, wakeups;          /* idle workers; signals sent, not yet taken */
-  int spinning;               /* a worker is about to sleep, looking for work first */
-  int may_spin;               /* more than one CPU */
-  int nstarted;
-  atomic_int shutdown;        /* set under mu; read without it by the owner */
-  atomic_int broken;          /* likewise */
-  char *broken_msg;
-  pthread_t *threads;
-  int nthreads, capthreads;
-  owner_t *owner;             /* the creating state, told when workers are gone */
-  int number;
-  char *prefix;
-  char *path, *cpath;         /* the creator's package paths */
-  tr_msg init;                /* initializer and initargs, if any */
-  int has_init;
-  int max_tasks;              /* per worker, 0 = no limit (processes) */
-  void *be_data;
-};
-
 /* Registers the executor metatable of a backend, and puts its method table
  * in the module table (at -1) as <Kind>_methods. */
 void pool_open(lua_State *L, const pool_backend *be);
@@ -64,6 +44,11 @@ void pool_open(lua_State *L, const pool_backend *be);
 /* core.<Kind>(max_workers, initializer, initargs, prefix, max_tasks):
  * pushes a new executor.  Called by each backend's constructor. */
 pool_t *pool_push_new(lua_State *L, const pool_backend *be);
+pool_t *pool_check(lua_State *L, int idx);   /* an open executor at idx */
+
+const pool_conf *pool_config(pool_t *p);
+void *pool_data(pool_t *p);                  /* the backend's own */
+void pool_set_data(pool_t *p, void *data);   /* freed by be->destroy */
 
 /* Takes the next pending future (the queue's reference passes to the
  * caller), waiting for one if `wait`; NULL when there is none and the pool
@@ -78,11 +63,4 @@ void pool_break(pool_t *p, const char *why);
 
 /* Called by a worker thread as its last act on the pool. */
 void pool_worker_exit(pool_worker *w);
-
-/* Starts one more worker thread for p (with the lock not held); 0 on error. */
-int pool_start_worker(pool_t *p);
-
-void pool_ref(pool_t *p);
-void pool_unref(pool_t *p);
-pool_t *pool_check(lua_State *L, int idx);
 #endif

@@ -57,9 +57,9 @@
 #include <unistd.h>
 #include "lauxlib.h"
 #include "clock.h"
-#include "core.h"
 #include "futures.h"
 #include "pool.h"
+#include "procpool.h"
 #include "transfer.h"
 #include "wire.h"
 
@@ -358,13 +358,14 @@ static int spawn_worker(proxy *x, char *err, size_t errlen) {
   x->pr.from = rp[0];
   x->pr.nknown = 0;
   x->ended = 0;
-  x->pr.tasks_left = p->max_tasks > 0 ? p->max_tasks : -1;
+  const pool_conf *c = pool_config(p);
+  x->pr.tasks_left = c->max_tasks > 0 ? c->max_tasks : -1;
   pthread_mutex_lock(&x->pd->mu);
   procs_add(x->pd, pid, fcntl(rp[0], F_DUPFD_CLOEXEC, 10));
   pthread_mutex_unlock(&x->pd->mu);
 
   size_t s = wire_begin(&x->out, W_HELLO);
-  const char *path = p->path ? p->path : "", *cpath = p->cpath ? p->cpath : "";
+  const char *path = c->path ? c->path : "", *cpath = c->cpath ? c->cpath : "";
   int ok = s != (size_t)-1 && wire_str(&x->out, x->name, strlen(x->name)) &&
            wire_str(&x->out, path, strlen(path)) && wire_str(&x->out, cpath, strlen(cpath)) &&
            tr_put_varint(&x->out, 0);
@@ -508,7 +509,8 @@ static int window(proxy *x) {
 static int send_call(proxy *x, fut_t *f, char *why, size_t len) {
   if (x->pr.pid < 0) {
     if (!spawn_worker(x, why, len)) return 0;
-    if (x->p->has_init && !put_call(x, W_INIT, 0, &x->p->init)) {
+    const pool_conf *c = pool_config(x->p);
+    if (c->has_init && !put_call(x, W_INIT, 0, &c->init)) {
       snprintf(why, len, "not enough memory");
       return 0;
     }
@@ -590,7 +592,7 @@ static void *proxy_main(void *arg) {
   pool_worker *w = arg;
   proxy x = {0};
   x.p = w->pool;
-  x.pd = x.p->be_data;
+  x.pd = pool_data(x.p);
   x.name = w->name;
   x.pr.pid = -1;
   x.pr.to = x.pr.from = -1;
@@ -611,7 +613,8 @@ static void *proxy_main(void *arg) {
     }
     int room = window(&x) - x.count;
     /* Never more calls than the worker (or the next one) has left. */
-    long left = x.pr.pid >= 0 ? x.pr.tasks_left : x.p->max_tasks > 0 ? x.p->max_tasks : -1;
+    int max_tasks = pool_config(x.p)->max_tasks;
+    long left = x.pr.pid >= 0 ? x.pr.tasks_left : max_tasks > 0 ? max_tasks : -1;
     if (left > 0 && room > left) room = (int)left;
     if (room > 0 && !(x.pr.pid >= 0 && x.pr.tasks_left == 0)) {
       int stop = 0;
@@ -651,9 +654,8 @@ static void *proxy_main(void *arg) {
 
 /* ------------------------------------------------------------- Lua side */
 
-static void destroy(pool_t *p) {
-  procdata *pd = p->be_data;
-  if (!pd) return;
+static void destroy(void *data) {
+  procdata *pd = data;
   free(pd->worker_path);
   free(pd->procs);
   pthread_mutex_destroy(&pd->mu);
@@ -662,7 +664,7 @@ static void destroy(pool_t *p) {
 }
 
 static const pool_backend backend = {
-  "ProcessPoolExecutor", "BrokenProcessPool", 1, 0, proxy_main, destroy
+  {"ProcessPoolExecutor", &pool_executor_class}, LUAX_BROKEN_PROCESS, 1, 0, proxy_main, destroy
 };
 
 /* An absolute path: a relative one is taken from the current directory
@@ -696,7 +698,7 @@ static char *default_worker_path(void) {
 
 static int signal_workers(lua_State *L, int sig) {
   pool_t *p = pool_check(L, 1);
-  procdata *pd = p->be_data;
+  procdata *pd = pool_data(p);
   pool_break(p, sig == SIGKILL ? "the workers were killed" : "the workers were terminated");
   pthread_mutex_lock(&pd->mu);
   if (!pd->kill_sig) pd->kill_sig = sig;
@@ -711,7 +713,7 @@ static int l_kill_workers(lua_State *L) { return signal_workers(L, SIGKILL); }
 /* ex:_pids() -> the worker process ids now running (for specs) */
 static int l_pids(lua_State *L) {
   pool_t *p = pool_check(L, 1);
-  procdata *pd = p->be_data;
+  procdata *pd = pool_data(p);
   lua_newtable(L);
   pthread_mutex_lock(&pd->mu);
   for (int i = 0; i < pd->nprocs; i++) {
@@ -734,7 +736,7 @@ static int l_new(lua_State *L) {
   pthread_cond_init(&pd->stopped, NULL);
   pd->mon_fd = -1;
   pd->p = p;
-  p->be_data = pd;
+  pool_set_data(p, pd);
   pd->worker_path = path ? absolute(path) : strdup(lua_tostring(L, lua_upvalueindex(1)));
   if (!pd->worker_path) return luaL_error(L, "not enough memory");
   return 1;

@@ -20,7 +20,8 @@
 #include "lauxlib.h"
 #include "clock.h"
 #include "futures.h"
-#include "future.h"
+#include "embed.h"
+#include "fut.h"
 #include "task.h"
 #include "transfer.h"
 #include "wire.h"
@@ -195,6 +196,7 @@ FUTURES_API int futures_worker_main(int argc, char **argv, void (*init)(lua_Stat
    * freed memory for the next one instead of giving it back to the kernel
    * and faulting it in again (a page fault costs more than filling the
    * page).  Larger blocks still come and go with mmap. */
+  ws_set_preload(embed_preload);
   mallopt(M_TRIM_THRESHOLD, 8 << 20);
   mallopt(M_MMAP_THRESHOLD, 4 << 20);
   /* The pool starts us with SIGINT blocked; once ignored, a pending one

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "lauxlib.h"
-#include "future.h"
+#include "fut.h"
 #include "task.h"
 #include "transfer.h"
 
@@ -27,6 +27,10 @@ typedef struct run_ctx {
  * dies resetting terabytes of shadow, LSan scans garbage. */
 static _Thread_local run_ctx *running __attribute__((tls_model("initial-exec")));
 
+static int tostring_meta(lua_State *L) {
+  return luaL_callmeta(L, 1, "__tostring");
+}
+
 static int msgh(lua_State *L) {
   /* Never lua_tostring on slot 1: it would turn a number error into a
    * string in place, and the error value must cross unchanged. */
@@ -35,7 +39,11 @@ static int msgh(lua_State *L) {
   if (t == LUA_TSTRING) msg = lua_tostring(L, 1);
   else if (t == LUA_TNUMBER) msg = luaL_tolstring(L, 1, NULL);
   if (!msg) {
-    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+    /* Protected: a __tostring that raises must not replace the error
+     * value ("error in error handling"), only go without a message. */
+    lua_pushcfunction(L, tostring_meta);
+    lua_pushvalue(L, 1);
+    if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_type(L, -1) == LUA_TSTRING)
       msg = lua_tostring(L, -1);
     else
       msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));

@@ -12,8 +12,8 @@
  */
 #include <stdlib.h>
 #include "lauxlib.h"
-#include "core.h"
 #include "pool.h"
+#include "threadpool.h"
 #include "task.h"
 #include "workerstate.h"
 
@@ -31,9 +31,10 @@ static void *worker_main(void *arg) {
   pool_worker *w = arg;
   pool_t *p = w->pool;
   char err[256];
-  ws_config cfg = {p->path, p->cpath, w->name};
+  const pool_conf *c = pool_config(p);
+  ws_config cfg = {c->path, c->cpath, w->name};
   lua_State *L = ws_new(&cfg, err, sizeof err);
-  if (L && p->has_init && !task_init(L, &p->init, err, sizeof err, 1)) {
+  if (L && c->has_init && !task_init(L, &c->init, err, sizeof err, 1)) {
     lua_close(L);
     L = NULL;
   }
@@ -52,7 +53,7 @@ static void *worker_main(void *arg) {
 }
 
 static const pool_backend backend = {
-  "ThreadPoolExecutor", "BrokenThreadPool", 0, 1, worker_main, NULL
+  {"ThreadPoolExecutor", &pool_executor_class}, LUAX_BROKEN_THREAD, 0, 1, worker_main, NULL
 };
 
 /* core.ThreadPoolExecutor(max_workers, initializer, initargs, prefix) */

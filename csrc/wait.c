@@ -1,115 +1,28 @@
-/* Waiting on one future or many (futures.wait, futures.as_completed).
- *
- * A waiter holds one watch node per future.  Registering links each node
- * into its future's watcher list (or, for a future already done, queues it
- * at once); a completing future moves its nodes onto their waiters' done
- * queues and signals the owner's condition.  The waiting state sleeps on
- * that condition through owner_block, so done-callbacks and Ctrl-C are
- * served during every wait, and a completion costs O(1) however many
- * futures are watched.  Nodes are unlinked before the waiter is freed;
- * a waiter that lives across Lua calls (as_completed) is a userdata whose
- * __gc and __close unlink it.
- */
-#include <stdlib.h>
+/* The Lua face of waiting on many futures: core.wait (futures.wait),
+ * core.waiter (the state of an as_completed loop, a userdata whose __gc
+ * and __close unlink it) and core.poll.  The waiting itself is waiter.c's;
+ * deduplication and argument checks are the Lua front's. */
 #include "lauxlib.h"
-#include "clock.h"
-#include "core.h"
+#include "future.h"
+#include "luax.h"
+#include "waiter.h"
 #include "wait.h"
 
-#define WAITER_MT "futures.Waiter"
-static const char k_waiter;
-#define WAITER_KEY (&k_waiter)
-enum { FIRST_COMPLETED = 1, FIRST_EXCEPTION = 2, ALL_COMPLETED = 3 };
+static const luax_class waiter_class = {"futures.Waiter", NULL};
 
-void waiter_notify(watch_t *node) {
-  waiter_t *w = node->w;
-  pthread_mutex_lock(&w->owner->mu);
-  w->doneq[w->qtail++] = (int)(node - w->nodes);
-  if (atomic_load(&node->f->state) == F_FAILED) w->nfailed++;
-  pthread_cond_broadcast(&w->owner->cond);
-  pthread_mutex_unlock(&w->owner->mu);
-}
-
-/* Fills w for futs (already referenced by the caller) and registers it. */
-static int waiter_init(waiter_t *w, owner_t *o, fut_t **futs, int n) {
-  w->owner = o;
-  w->n = n;
-  w->qhead = w->qtail = w->nfailed = 0;
-  w->nodes = calloc((size_t)(n ? n : 1), sizeof *w->nodes);
-  w->doneq = malloc((size_t)(n ? n : 1) * sizeof *w->doneq);
-  if (!w->nodes || !w->doneq) { free(w->nodes); free(w->doneq); w->nodes = NULL; return 0; }
-  for (int i = 0; i < n; i++) {
-    watch_t *node = &w->nodes[i];
-    fut_t *f = futs[i];
-    node->w = w;
-    node->f = f;
-    fut_lock(f);
-    if (fut_done(atomic_load(&f->state))) {
-      waiter_notify(node);
-    } else {
-      node->prev = NULL;
-      node->next = f->watchers;
-      if (f->watchers) f->watchers->prev = node;
-      f->watchers = node;
-      node->linked = 1;
-    }
-    fut_unlock(f);
-  }
-  return 1;
-}
-
-static void waiter_release(waiter_t *w) {
-  if (!w->nodes) return;
-  for (int i = 0; i < w->n; i++) {
-    watch_t *node = &w->nodes[i];
-    fut_t *f = node->f;
-    fut_lock(f);
-    if (node->linked) {
-      if (node->prev) node->prev->next = node->next; else f->watchers = node->next;
-      if (node->next) node->next->prev = node->prev;
-      node->linked = 0;
-    }
-    fut_unlock(f);
-  }
-  free(w->nodes);
-  free(w->doneq);
-  w->nodes = NULL;
-}
-
-typedef struct cond_arg { waiter_t *w; int mode; } cond_arg;
-
-static int enough(void *p) {   /* called under the owner lock */
-  cond_arg *a = p;
-  waiter_t *w = a->w;
-  int ndone = w->qtail;
-  if (ndone == w->n) return 1;
-  if (a->mode == FIRST_COMPLETED) return ndone > 0;
-  if (a->mode == FIRST_EXCEPTION) return w->nfailed > 0;
-  return 0;
-}
-
-int wait_one(lua_State *L, fut_t *f, double deadline) {
-  waiter_t w;
-  if (!waiter_init(&w, owner_get(L), &f, 1)) return luaL_error(L, "not enough memory");
-  cond_arg a = {&w, ALL_COMPLETED};
-  int rc = owner_block(L, enough, &a, deadline);
-  waiter_release(&w);
-  if (rc == OWNER_INTERRUPTED) owner_raise_interrupt(L);
-  return rc;
-}
-
-/* Reads a Lua sequence of Futures (deduplicated by the Lua front) at idx. */
+/* Reads a Lua sequence of Futures at idx; the array is anchored at the
+ * stack top. */
 static fut_t **collect(lua_State *L, int idx, int *n) {
   lua_Integer len = luaL_len(L, idx);
   luaL_argcheck(L, len < 100000000, idx, "too many futures");
   fut_t **fs = lua_newuserdatauv(L, (size_t)(len ? len : 1) * sizeof *fs, 0);
   for (lua_Integer i = 1; i <= len; i++) {
     lua_rawgeti(L, idx, i);
-    fs[i - 1] = fut_check(L, -1);
+    fs[i - 1] = future_check(L, -1);
     lua_pop(L, 1);
   }
   *n = (int)len;
-  return fs;   /* anchored at the stack top */
+  return fs;
 }
 
 /* core.wait(futures, deadline, mode) -> done, not_done (sequences, in input
@@ -122,8 +35,7 @@ static int l_wait(lua_State *L) {
   fut_t **fs = collect(L, 1, &n);
   waiter_t w;
   if (!waiter_init(&w, owner_get(L), fs, n)) return luaL_error(L, "not enough memory");
-  cond_arg a = {&w, mode};
-  int rc = owner_block(L, enough, &a, deadline);
+  int rc = waiter_block(L, &w, mode, deadline);
   waiter_release(&w);
   if (rc == OWNER_INTERRUPTED) return owner_raise_interrupt(L);
   lua_createtable(L, n, 0);
@@ -137,39 +49,28 @@ static int l_wait(lua_State *L) {
   return 2;
 }
 
-/* The as_completed iterator state: a waiter that lives across calls. */
 typedef struct iter_box { waiter_t w; int live; } iter_box;
 
 static int iter_close(lua_State *L) {
-  iter_box *b = core_checkudata(L, 1, WAITER_KEY, WAITER_MT);
+  iter_box *b = luax_checkudata(L, 1, &waiter_class);
   if (b->live) { waiter_release(&b->w); owner_unref(b->w.owner); b->live = 0; }
   return 0;
 }
 
-static int has_next(void *p) { waiter_t *w = p; return w->qhead < w->qtail; }
-
 /* waiter:next(deadline) -> index of the next completed future, or nil when
  * all were yielded; raises TimeoutError when the deadline passes first. */
 static int iter_next(lua_State *L) {
-  iter_box *b = core_checkudata(L, 1, WAITER_KEY, WAITER_MT);
+  iter_box *b = luax_checkudata(L, 1, &waiter_class);
   double deadline = luaL_optnumber(L, 2, -1);
   if (!b->live) return 0;
-  waiter_t *w = &b->w;
-  pthread_mutex_lock(&w->owner->mu);
-  int all = w->qhead == w->n;
-  pthread_mutex_unlock(&w->owner->mu);
-  if (all) { iter_close(L); return 0; }
-  int rc = owner_block(L, has_next, w, deadline);
+  int i, rc = waiter_next(L, &b->w, deadline, &i);
   if (rc == OWNER_INTERRUPTED) { iter_close(L); return owner_raise_interrupt(L); }
   if (rc == OWNER_TIMEOUT) {
-    int left = w->n - w->qhead;
+    lua_pushfstring(L, "%d (of %d) futures unfinished", b->w.n - b->w.qhead, b->w.n);
     iter_close(L);
-    lua_pushfstring(L, "%d (of %d) futures unfinished", left, w->n);
-    return core_error(L, "TimeoutError", lua_tostring(L, -1));
+    return luax_error(L, LUAX_TIMEOUT, lua_tostring(L, -1));
   }
-  pthread_mutex_lock(&w->owner->mu);
-  int i = w->doneq[w->qhead++];
-  pthread_mutex_unlock(&w->owner->mu);
+  if (i < 0) { iter_close(L); return 0; }
   lua_pushinteger(L, i + 1);
   return 1;
 }
@@ -179,12 +80,12 @@ static int l_waiter(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   int n;
   fut_t **fs = collect(L, 1, &n);
+  owner_t *o = owner_get(L);
   iter_box *b = lua_newuserdatauv(L, sizeof *b, 1);
   b->live = 0;
-  core_setmetatable(L, WAITER_KEY);
+  luax_setclass(L, &waiter_class);
   lua_pushvalue(L, 1);            /* keeps the futures alive */
   lua_setiuservalue(L, -2, 1);
-  owner_t *o = owner_get(L);
   if (!waiter_init(&b->w, o, fs, n)) return luaL_error(L, "not enough memory");
   owner_ref(o);
   b->live = 1;
@@ -192,12 +93,12 @@ static int l_waiter(lua_State *L) {
 }
 
 static int l_poll(lua_State *L) {
-  lua_pushinteger(L, owner_run_callbacks(L));
+  lua_pushinteger(L, owner_run_jobs(L));
   return 1;
 }
 
 void wait_open(lua_State *L) {
-  if (core_newmetatable(L, WAITER_KEY, WAITER_MT)) {
+  if (luax_newclass(L, &waiter_class)) {
     lua_pushcfunction(L, iter_close);
     lua_setfield(L, -2, "__gc");
     lua_pushcfunction(L, iter_close);
@@ -210,12 +111,8 @@ void wait_open(lua_State *L) {
     lua_setfield(L, -2, "__index");
   }
   lua_pop(L, 1);
-  lua_pushcfunction(L, l_wait);
-  lua_setfield(L, -2, "wait");
-  lua_pushcfunction(L, l_waiter);
-  lua_setfield(L, -2, "waiter");
-  lua_pushcfunction(L, l_poll);
-  lua_setfield(L, -2, "poll");
+  static const luaL_Reg funcs[] = {{"wait", l_wait}, {"waiter", l_waiter}, {"poll", l_poll}, {NULL, NULL}};
+  luaL_setfuncs(L, funcs, 0);
   lua_pushinteger(L, FIRST_COMPLETED);
   lua_setfield(L, -2, "FIRST_COMPLETED");
   lua_pushinteger(L, FIRST_EXCEPTION);

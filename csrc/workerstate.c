@@ -5,7 +5,6 @@
 #include <string.h>
 #include "lauxlib.h"
 #include "lualib.h"
-#include "core.h"
 #include "futures.h"
 #include "transfer.h"
 #include "workerstate.h"
@@ -13,6 +12,10 @@
 /* One hook for the process: set by the host before it creates pools. */
 static _Atomic(futures_worker_init_fn) init_fn;
 static _Atomic(void *) init_ud;
+/* Set by the module's entry points (the same function every time). */
+static _Atomic(ws_preload_fn) preload;
+
+void ws_set_preload(ws_preload_fn fn) { atomic_store(&preload, fn); }
 
 FUTURES_API void futures_set_worker_init(lua_State *L, futures_worker_init_fn fn, void *ud) {
   (void)L;
@@ -40,7 +43,7 @@ static int ws_print(lua_State *L) {
   return 0;
 }
 
-void core_open_worker_libs(lua_State *L) {
+static void open_libs(lua_State *L) {
   luaL_openlibs(L);
   lua_pushcfunction(L, ws_print);
   lua_setglobal(L, "print");
@@ -51,13 +54,14 @@ void core_open_worker_libs(lua_State *L) {
 
 static int open_worker(lua_State *L) {
   const ws_config *c = lua_touserdata(L, 1);
-  core_open_worker_libs(L);
+  open_libs(L);
   lua_getglobal(L, "package");
   if (lua_istable(L, -1)) {
     if (c->path) { lua_pushstring(L, c->path); lua_setfield(L, -2, "path"); }
     if (c->cpath) { lua_pushstring(L, c->cpath); lua_setfield(L, -2, "cpath"); }
   }
-  core_preload(L);   /* no search, no second dlopen of core.so */
+  ws_preload_fn fn = atomic_load(&preload);
+  if (fn) fn(L);   /* no search, no second dlopen of core.so */
   lua_pushstring(L, c->name);
   lua_setfield(L, LUA_REGISTRYINDEX, WS_NAME_KEY);
   return 0;

@@ -11,6 +11,11 @@ typedef struct ws_config {
   const char *name;           /* what futures.current_worker() returns */
 } ws_config;
 
+/* How a worker state finds the module without a search: the entry
+ * points hand over the function that fills package.preload. */
+typedef void (*ws_preload_fn)(lua_State *L);
+void ws_set_preload(ws_preload_fn fn);
+
 /* package.path or package.cpath of L, malloc'd (NULL if unset or no memory). */
 char *ws_package_field(lua_State *L, const char *field);
 

@@ -21,9 +21,9 @@ local f = ex:submit(task, 5)
 local err = f:exception()        -- waits, then returns the error value
 say("main: error: %s", err)
 
-local ok, e = pcall(f.result, f) -- result() re-raises (a copy of) the error
-if not ok then
-  say('main: saw error "%s" when accessing result', e)
+local ok, e = pcall(f.result, f) -- result() re-raises (a copy of) the error,
+if not ok then                   -- with the worker's traceback after a string
+  say('main: saw error "%s" when accessing result', e:match("^[^\n]*"))
 end
 
 -- The worker's traceback is kept too, for debugging.

@@ -1,0 +1,68 @@
+/* The C future: what the owning state, the executor's queue and the
+ * worker running a call share.  See fut.c for the design. */
+#ifndef FUTURES_FUT_H
+#define FUTURES_FUT_H
+#include <stdatomic.h>
+#include "fifo.h"
+#include "msg.h"
+#include "owner.h"
+
+enum { F_PENDING, F_RUNNING, F_CANCELLED, F_FINISHED, F_FAILED };
+static inline int fut_done(int st) { return st >= F_CANCELLED; }
+
+/* How a finished call's message is to be read. */
+enum {
+  OUT_VALUES,     /* msg: the returned values */
+  OUT_ERROR,      /* msg: the error value; traceback set */
+  OUT_TRANSFER,   /* msg: one string, why a value could not cross */
+  OUT_BROKEN,     /* msg: one string, why the executor broke */
+  OUT_LOCAL       /* outcome already stored in the Lua object */
+};
+
+/* One registration of a watcher on a future: an intrusive node that the
+ * future's list edits (under the future's lock) and the watcher owns.
+ * On completion the future unlinks it and calls notify, still locked. */
+typedef struct fut_watch {
+  struct fut_watch *prev, *next;
+  void (*notify)(struct fut_watch *w);
+  int linked;
+} fut_watch;
+
+typedef struct fut {
+  atomic_int refs;
+  atomic_int state;
+  int outcome;             /* OUT_*, valid once done */
+  int broken_kind;         /* with OUT_BROKEN: 0 threads, 1 processes */
+  fut_watch *watchers;     /* under the future's lock */
+  owner_t *cb_owner;       /* set once done-callbacks are added; holds a ref */
+  owner_job cbjob;         /* posted to cb_owner on completion */
+  fifo_node qlink;         /* an executor's queue edits it */
+  char *traceback;         /* with OUT_ERROR, malloc'd */
+  tr_msg msg;              /* the call until it starts, then the outcome */
+} fut_t;
+
+fut_t *fut_new(void);                /* PENDING, refs 1; NULL if no memory */
+void fut_ref(fut_t *f);
+void fut_unref(fut_t *f);
+void fut_lock(fut_t *f);
+void fut_unlock(fut_t *f);
+
+/* PENDING -> RUNNING; returns 0 if the future was cancelled meanwhile. */
+int fut_set_running(fut_t *f);
+/* PENDING -> CANCELLED; returns 1 if now (or already) cancelled. */
+int fut_cancel(fut_t *f);
+/* RUNNING (or PENDING) -> FINISHED/FAILED with msg's contents (swapped in),
+ * outcome and traceback (taken over).  Notifies the watchers and posts the
+ * callback job.  Returns 0 if the future was already done. */
+int fut_complete(fut_t *f, int outcome, tr_msg *msg, char *traceback);
+/* Fails a future with a string message of kind OUT_BROKEN/OUT_TRANSFER. */
+void fut_fail_msg(fut_t *f, int outcome, const char *text);
+
+/* Links w to f, or returns 0 if f is done already (w is left unlinked). */
+int fut_watch_add(fut_t *f, fut_watch *w);
+void fut_watch_remove(fut_t *f, fut_watch *w);   /* if still linked */
+
+/* Has f post its callback job (ops) to o once it completes; returns 0,
+ * arranging nothing, if it is done already. */
+int fut_on_done(fut_t *f, owner_t *o, const owner_job_ops *ops);
+#endif

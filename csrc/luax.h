@@ -1,0 +1,43 @@
+/* luax: the Lua helpers every file of the library shares.
+ *
+ * One way to know a userdata's type: its metatable carries, under a key of
+ * this file's, the address of a static luax_class.  A class may have a
+ * parent (each executor kind is an "executor"), so one check serves a
+ * family.  Errors of the library's own classes are raised by an enum, so
+ * a misspelt class is a compile error, not a plain string at run time.
+ */
+#ifndef FUTURES_LUAX_H
+#define FUTURES_LUAX_H
+#include "lua.h"
+
+typedef struct luax_class {
+  const char *name;                  /* __name, and the type in error messages */
+  const struct luax_class *parent;   /* NULL, or the family it belongs to */
+} luax_class;
+
+/* Pushes c's metatable, creating it on the first call (returns 1 then). */
+int luax_newclass(lua_State *L, const luax_class *c);
+/* Sets c's metatable (made by luax_newclass) on the value at the top. */
+void luax_setclass(lua_State *L, const luax_class *c);
+/* The userdata at idx if it is of class c (or of a child of c), else NULL. */
+void *luax_toudata(lua_State *L, int idx, const luax_class *c);
+/* The same, raising a type error naming c when it is not. */
+void *luax_checkudata(lua_State *L, int idx, const luax_class *c);
+
+int luax_iscallable(lua_State *L, int idx);
+void luax_checkcallable(lua_State *L, int arg);   /* "callable expected" */
+
+/* The library's error classes (futures.<Name> in the Lua front). */
+typedef enum luax_errclass {
+  LUAX_CANCELLED, LUAX_TIMEOUT, LUAX_INVALID_STATE, LUAX_SHUTDOWN,
+  LUAX_TRANSFER, LUAX_BROKEN_THREAD, LUAX_BROKEN_PROCESS
+} luax_errclass;
+
+/* Pushes a new error of class e with message msg, made by the Lua front's
+ * constructor; a plain "futures.<Name>: msg" string if it cannot be. */
+void luax_push_error(lua_State *L, luax_errclass e, const char *msg);
+int luax_error(lua_State *L, luax_errclass e, const char *msg);   /* raises */
+
+/* futures.core._set_error_ctor(fn): the front hands over its constructor. */
+int luax_set_error_ctor(lua_State *L);
+#endif

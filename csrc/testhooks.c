@@ -1,0 +1,82 @@
+/* Entry points for the specs: _roundtrip copies values into a private
+ * state and back, the way a task's values travel; _direct_arrays turns
+ * the codec's direct access to array parts off and on, so that specs run
+ * both paths. */
+#include <stdio.h>
+#include <stdlib.h>
+#include "lauxlib.h"
+#include "arraypart.h"
+#include "luax.h"
+#include "testhooks.h"
+#include "transfer.h"
+#include "workerstate.h"
+
+static const luax_class msgbox_class = {"futures.msgbox", NULL};
+
+static int msgbox_gc(lua_State *L) {
+  msg_free(luax_checkudata(L, 1, &msgbox_class));
+  return 0;
+}
+
+typedef struct roundtrip { tr_msg *m; char *err; int ok; } roundtrip;
+
+static int roundtrip_there(lua_State *W) {   /* runs protected in W */
+  roundtrip *r = lua_touserdata(W, 1);
+  size_t pos = 0;
+  int got = tr_decode(W, r->m, &pos, 1, r->err);
+  if (got < 0) return 0;
+  msg_free(r->m);
+  tr_opts o = {1, "value #%d", 0};
+  r->ok = tr_encode(W, 2, got, r->m, &o, r->err);
+  return 0;
+}
+
+static int l_roundtrip(lua_State *L) {
+  int n = lua_gettop(L);
+  char err[TR_ERRLEN];
+  tr_opts o = {1, "argument #%d", 0};
+  tr_msg *m = lua_newuserdatauv(L, sizeof *m, 0);   /* anchored at 1 */
+  msg_init(m);
+  luax_setclass(L, &msgbox_class);
+  lua_insert(L, 1);
+  if (!tr_encode(L, 2, n, m, &o, err)) return luax_error(L, LUAX_TRANSFER, err);
+  char *path = ws_package_field(L, "path"), *cpath = ws_package_field(L, "cpath");
+  ws_config cfg = {path, cpath, "roundtrip"};
+  lua_State *W = ws_new(&cfg, err, sizeof err);
+  free(path);
+  free(cpath);
+  if (!W) return luaL_error(L, "%s", err);
+  roundtrip r = {m, err, 0};
+  lua_pushcfunction(W, roundtrip_there);
+  lua_pushlightuserdata(W, &r);
+  if (lua_pcall(W, 1, 0, 0) != LUA_OK) snprintf(err, TR_ERRLEN, "%s", lua_tostring(W, -1));
+  lua_close(W);
+  if (!r.ok) return luax_error(L, LUAX_TRANSFER, err);
+  lua_settop(L, 1);
+  size_t pos = 0;
+  int got = tr_decode(L, m, &pos, 1, err);
+  if (got < 0) return luax_error(L, LUAX_TRANSFER, err);
+  return got;
+}
+
+/* _direct_arrays(on) turns direct access to array parts off or back on
+ * for this process; returns whether it is on. */
+static int l_direct_arrays(lua_State *L) {
+  if (!lua_isnone(L, 1)) ap_enable(lua_toboolean(L, 1));
+  lua_pushboolean(L, ap_enabled());
+  return 1;
+}
+
+void testhooks_open(lua_State *L) {
+  if (luax_newclass(L, &msgbox_class)) {
+    lua_pushcfunction(L, msgbox_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+  static const luaL_Reg funcs[] = {
+    {"_roundtrip", l_roundtrip},
+    {"_direct_arrays", l_direct_arrays},
+    {NULL, NULL}
+  };
+  luaL_setfuncs(L, funcs, 0);
+}
