@@ -1,5 +1,5 @@
 /* libFuzzer target over tr_decode: bytes from a worker process must be
- * checked before use, so no input may crash the decoder (API.md: malformed
+ * checked before use, so no input may crash the decoder (docs/reference.md: malformed
  * input is a BrokenProcessPool error, never a crash).
  *
  * Each input (format in fuzz_input.h) becomes a tr_msg, optionally with

@@ -25,22 +25,29 @@ dependencies = {
 
 build = {
    type = "make",
-   -- `make all`, then `make install` into the rock's own directories, which
-   -- luarocks then deploys: C modules (futures/core.so and the process
-   -- worker next to it) from LIBDIR, Lua files (futures/init.lua) from LUADIR.
+   -- `make all` builds; luarocks then copies the files listed in `install`
+   -- into the rock and deploys them: the C module futures/core.so and the
+   -- process worker next to it (found there at run time) as C modules, and
+   -- futures/init.lua as a Lua module.  `make install` is not run: it also
+   -- installs libfutures.a and futures.h for embedders, and in a rock the
+   -- static library would land in lib/lua/5.4/ among the C modules.
+   -- Embedders get both from `make install`.  A new file under lua/futures/
+   -- must be listed here too.
    build_variables = {
       LUA = "$(LUA)",
       LUA_INC = "$(LUA_INCDIR)",
       CC = "$(CC)",
       CFLAGS = "$(CFLAGS)",
    },
-   install_variables = {
-      PREFIX = "$(PREFIX)",
-      LUA_LIBDIR = "$(LIBDIR)",
-      LUA_SHARE = "$(LUADIR)",
-      LUA_INC = "$(LUA_INCDIR)",
-      CC = "$(CC)",
-      CFLAGS = "$(CFLAGS)",
+   install_pass = false,
+   install = {
+      lua = {
+         ["futures.init"] = "lua/futures/init.lua",
+      },
+      lib = {
+         ["futures.core"] = "build/futures/core.so",
+         ["futures.worker"] = "build/futures/worker",
+      },
    },
 }
 

@@ -1,4 +1,4 @@
--- Future objects (API.md "Futures") and the error classes ("Errors"):
+-- Future objects (docs/reference.md "Futures") and the error classes ("Errors"):
 -- outcomes, waiting and timeouts, cancellation, done-callbacks, bare
 -- futures for custom executors, and their string forms.
 local futures = require "futures"

@@ -1,4 +1,4 @@
--- Ctrl-C (API.md: every blocking call can be interrupted in the standalone
+-- Ctrl-C (docs/reference.md: every blocking call can be interrupted in the standalone
 -- interpreter).  Each case runs a child `lua5.4 -e script` that prints
 -- "ready" and then blocks; the spec sends it SIGINT once it is ready and
 -- checks that "interrupted!" comes out at once and the child exits soon

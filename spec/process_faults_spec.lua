@@ -1,4 +1,4 @@
--- Fault injection for the ProcessPoolExecutor (API.md "Errors", issue 8):
+-- Fault injection for the ProcessPoolExecutor (docs/reference.md "Errors", issue 8):
 -- workers killed (SIGKILL, SIGSEGV) while idle, running or with calls
 -- queued, tasks and initializers that call os.exit, a crash right before
 -- shutdown, worker programs that write garbage or a truncated frame, and

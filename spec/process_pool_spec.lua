@@ -1,4 +1,4 @@
--- ProcessPoolExecutor (API.md "Executors"): construction, values of every
+-- ProcessPoolExecutor (docs/reference.md "Executors"): construction, values of every
 -- kind crossing to worker processes and back, big payloads, many tasks,
 -- map (order, chunksize, buffersize), initializers, max_tasks_per_child,
 -- worker names, stdout, errors, values that cannot cross, shutdown in all

@@ -1,4 +1,4 @@
--- ThreadPoolExecutor (API.md "Executors"): construction and its argument
+-- ThreadPoolExecutor (docs/reference.md "Executors"): construction and its argument
 -- errors, lazy workers, initializers, names, shutdown, <close>, garbage
 -- collection, values that cannot cross, and map.
 local futures = require "futures"

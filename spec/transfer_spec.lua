@@ -1,4 +1,4 @@
--- What crosses between states (API.md): every rule, through the engine's
+-- What crosses between states (docs/reference.md): every rule, through the engine's
 -- test hook.  core._roundtrip(...) copies its arguments into a fresh
 -- lua_State and back (two encodes, two decodes) and returns the copies.
 local futures = require "futures"

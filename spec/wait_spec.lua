@@ -1,4 +1,4 @@
--- futures.wait and futures.as_completed (API.md "Module functions"):
+-- futures.wait and futures.as_completed (docs/reference.md "Module functions"):
 -- return_when modes, timeouts, duplicates, keyed tables, input order, and
 -- many futures at once.
 local futures = require "futures"
