@@ -49,18 +49,25 @@ void fut_unref(fut_t *f) {
   free(f);
 }
 
-/* With the future locked and its new (done) state stored. */
+/* With the future locked and its new (done) state stored.  The callback
+ * job first: a state woken by a watcher finds it posted. */
 static void notify(fut_t *f) {
+  if (f->cb_owner) {
+    fut_ref(f);   /* the job's; never the last one: the completer holds one */
+    if (!owner_post(f->cb_owner, &f->cbjob)) fut_unref(f);
+  }
   for (fut_watch *w = f->watchers, *next; w; w = next) {
     next = w->next;
     w->linked = 0;
     w->notify(w);
   }
   f->watchers = NULL;
-  if (f->cb_owner) {
-    fut_ref(f);   /* the job's; never the last one: the completer holds one */
-    if (!owner_post(f->cb_owner, &f->cbjob)) fut_unref(f);
-  }
+}
+
+int fut_settled_state(fut_t *f) {
+  int st = atomic_load(&f->state);
+  if (fut_done(st) && f->cb_owner) { fut_lock(f); fut_unlock(f); }
+  return st;
 }
 
 int fut_set_running(fut_t *f) {

@@ -58,6 +58,11 @@ int fut_complete(fut_t *f, int outcome, tr_msg *msg, char *traceback);
 /* Fails a future with a string message of kind OUT_BROKEN/OUT_TRANSFER. */
 void fut_fail_msg(fut_t *f, int outcome, const char *text);
 
+/* f's state, once whatever its completion posts is posted: a state that
+ * sees it done finds its callbacks due.  (The state is stored, then the
+ * job posted, both under the future's lock: taking it once waits.) */
+int fut_settled_state(fut_t *f);
+
 /* Links w to f, or returns 0 if f is done already (w is left unlinked). */
 int fut_watch_add(fut_t *f, fut_watch *w);
 void fut_watch_remove(fut_t *f, fut_watch *w);   /* if still linked */

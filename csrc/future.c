@@ -159,10 +159,7 @@ static fut_t *await(lua_State *L) {
   if (!fut_done(atomic_load(&f->state))) {
     if (wait_one(L, f, deadline) == OWNER_TIMEOUT)
       luax_error(L, LUAX_TIMEOUT, "the future did not complete in time");
-    /* Its own callbacks run before the caller goes on.  The thread that
-     * completed it posts them after setting the state, both under the
-     * future's lock: taking that lock once waits for the posting. */
-    if (f->cb_owner) { fut_lock(f); fut_unlock(f); }
+    fut_settled_state(f);   /* its own callbacks run before the caller goes on */
     owner_run_jobs(L);
   }
   if (atomic_load(&f->state) == F_CANCELLED) luax_error(L, LUAX_CANCELLED, "the future was cancelled");
@@ -258,7 +255,7 @@ static int l_running(lua_State *L) {
 }
 
 static int l_done(lua_State *L) {
-  lua_pushboolean(L, fut_done(atomic_load(&self_fut(L)->state)));
+  lua_pushboolean(L, fut_done(fut_settled_state(self_fut(L))));
   return 1;
 }
 

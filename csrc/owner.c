@@ -138,7 +138,10 @@ static owner_box *box_get(lua_State *L) {
   owner_box *b = find_box(L);
   if (!b) return new_box(L);
   /* A finalizer that runs after the owner's, at lua_close. */
-  if (!b->o) luaL_error(L, "futures: the Lua state is closing");
+  if (!b->o) {
+    lua_pushliteral(L, "futures: the Lua state is closing");
+    lua_error(L);
+  }
   return b;
 }
 

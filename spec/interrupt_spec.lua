@@ -120,6 +120,14 @@ describe("Ctrl-C #interrupt", function()
     ]])
   end)
 
+  it("interrupts futures.sleep, however long", function()
+    check([[
+      print("ready")
+      futures.sleep(math.huge)
+      print("not reached")
+    ]])
+  end)
+
   it("interrupts a wait inside a coroutine", function()
     check([[
       local f = ex:submit(long)
