@@ -1,6 +1,7 @@
 /* Value transfer: copies Lua values out of one state into a message and
  * back into another state.  Both pools use it: thread workers decode the
- * message directly, process workers receive it over a pipe. */
+ * message directly, process workers receive it over a pipe.  This is the
+ * codec's public face; its files share codec.h among themselves. */
 #ifndef FUTURES_TRANSFER_H
 #define FUTURES_TRANSFER_H
 #include "lua.h"
@@ -34,8 +35,4 @@ int tr_encode_string(tr_msg *m, const char *s, size_t len);
 
 /* Per-state caches used by the codec (registry tables); opened by core. */
 void tr_open(lua_State *L);
-
-/* Varints, shared with the pipe framing. */
-int tr_put_varint(tr_msg *m, uint64_t v);
-int tr_get_varint(const unsigned char **p, const unsigned char *end, uint64_t *v);
 #endif
