@@ -27,6 +27,8 @@
  *   CFUNC module field         a C function found in package.loaded
  *   MODULE name                a loaded module, `require`d by the receiver
  *   LIGHTUD 8 bytes            threads only
+ *   MTFIELD module field       a metatable found as a table field of a
+ *                              loaded module (a class); gets a ref
  *
  * Both sides number refs in the same order, so a ref is never written out.
  */
@@ -37,10 +39,10 @@
 
 enum {
   T_NIL, T_FALSE, T_TRUE, T_INT, T_FLT, T_STR, T_TABLE, T_REF,
-  T_LFUNC, T_CFUNC, T_MODULE, T_LIGHTUD,
+  T_LFUNC, T_CFUNC, T_MODULE, T_LIGHTUD, T_MTFIELD,
   U_ENV = 0x20, U_JOIN = 0x21
 };
-#define REF_MINSTR 32
+#define REF_MINSTR 32   /* shorter strings are cheaper to send again */
 
 /* ------------------------------------------------------------ codecctx.c */
 
@@ -73,25 +75,40 @@ void cx_scratch_give(lua_State *L, int ctx, int slot, int idx, int n, int array)
 typedef struct tr_path {
   char *err;
   size_t room;  /* what the path may fill; the rest is kept for the label */
-  int elided;
+  int elided;   /* the middle was cut: nothing more is prepended */
+  int head;     /* err starts with a head (a function's upvalue) */
 } tr_path;
+
+/* What a path may fill of err: a long one is cut to about this. */
+#define PATH_ROOM 240
 
 int path_fail(tr_path *p, const char *fmt, const char *a);   /* returns 0 */
 void path_prepend(tr_path *p, const char *s);
+void path_step(tr_path *p, const char *s);
 void path_key(tr_path *p, lua_State *L, int k, int as_key);
+/* Upvalue i (named name) of the Lua function at stack index f failed. */
+void path_upvalue(tr_path *p, lua_State *L, int f, int i, const char *name);
 void path_label(tr_path *p, const tr_opts *o, int k);
 
 /* --------------------------------------------------------------- names.c */
 
-/* Pushes the reverse map of package.loaded (module -> name, C function ->
- * {module, field}) kept in ctx, rebuilt if package.loaded changed or if
- * `force`. */
+/* Pushes the reverse map of package.loaded (module -> name, C function
+ * or table field -> {module, field}) kept in ctx, rebuilt if
+ * package.loaded changed or if `force`. */
 void names_push(lua_State *L, int ctx, int force);
 /* Pushes package.loaded[name], requiring it if needed; 0 with err set. */
 int names_push_module(lua_State *L, const char *name, size_t len, char *err);
-/* Pushes package.loaded[mod][field] if it is a C function; 0 with err set. */
-int names_push_cfunction(lua_State *L, const char *mod, size_t mlen, const char *field,
-                         size_t flen, char *err);
+/* The name under which package.loaded holds the value at idx ("work"
+ * for a global, "job.work" for a field of module job) into buf; 0 if
+ * none.  Slow: for error messages. */
+int names_global(lua_State *L, int idx, char *buf, size_t size);
+/* Pushes package.loaded[mod][field] if it is a C function (a table if
+ * `metatable`); 0 with err set. */
+int names_push_field(lua_State *L, const char *mod, size_t mlen, const char *field, size_t flen,
+                     int metatable, char *err);
+/* Whether the value at idx is still what the map entry at `entry`
+ * ({module, field}) names: a module's field may have been replaced. */
+int names_is_field(lua_State *L, int entry, int idx);
 
 /* --------------------------------------------------------------- funcs.c */
 

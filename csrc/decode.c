@@ -271,7 +271,16 @@ static int dec_value(dec *d) {
       const char *field;
       size_t flen;
       if (!get_str(d, &s, &len) || !get_str(d, &field, &flen)) return 0;
-      return names_push_cfunction(L, s, len, field, flen, d->err);
+      return names_push_field(L, s, len, field, flen, 0, d->err);
+    }
+    case T_MTFIELD: {
+      const char *field;
+      size_t flen;
+      if (!get_str(d, &s, &len) || !get_str(d, &field, &flen) ||
+          !names_push_field(L, s, len, field, flen, 1, d->err))
+        return 0;
+      add_ref(d);
+      return 1;
     }
     case T_MODULE:
       if (!get_str(d, &s, &len)) return 0;

@@ -164,6 +164,16 @@ static int enc_ref(enc *e, int idx) {
   return 1;
 }
 
+/* Whether enc_ref has numbered the value at idx already. */
+static int is_seen(enc *e, int idx) {
+  lua_State *L = e->L;
+  if (!e->has_seen) return e->nrefs == 1 && lua_rawequal(L, idx, e->seen);
+  push_seen_key(L, idx);
+  int seen = lua_rawget(L, e->seen) == LUA_TNUMBER;
+  lua_pop(L, 1);
+  return seen;
+}
+
 /* Pushes the name-map entry for the value at idx (nil if none). */
 static int name_of(enc *e, int idx) {
   if (!e->names_ready) {
@@ -186,18 +196,43 @@ static int cfunction_name(enc *e, int idx) {
   return lua_rawget(e->L, e->names);
 }
 
+/* Writes tag and the {module, field} of the name-map entry at idx. */
+static void put_field(enc *e, int tag, int entry) {
+  put1(e, tag);
+  for (int i = 1; i <= 2; i++) {
+    size_t len;
+    lua_rawgeti(e->L, entry, i);
+    const char *s = lua_tolstring(e->L, -1, &len);
+    putstr(e, s, len);
+    lua_pop(e->L, 1);
+  }
+}
+
 static int too_deep(enc *e) {
   snprintf(e->path.err, TR_ERRLEN, " is nested too deeply (more than %d levels)", TR_MAXDEPTH);
   return 0;
 }
 
-static int enc_table(enc *e, int idx) {
+/* A table: a module goes by name, and so does a metatable (as_mt) that a
+ * loaded module holds (a class: geom.Vec), so that what the receiver gets
+ * has the receiver's own geom.Vec; any other is copied.  The class name's
+ * ref is kept under its map entry, apart from the table's own: the class
+ * sent as a plain value is still a copy, whichever comes first.  That the
+ * module still holds the class is checked once per message. */
+static int enc_table(enc *e, int idx, int as_mt) {
   lua_State *L = e->L;
-  if (name_of(e, idx) == LUA_TSTRING) {
+  int named = name_of(e, idx);
+  if (named == LUA_TSTRING) {
     size_t len;
     const char *s = lua_tolstring(L, -1, &len);
     put1(e, T_MODULE);
     putstr(e, s, len);
+    lua_pop(L, 1);
+    return 1;
+  }
+  int entry = lua_gettop(L);
+  if (as_mt && named == LUA_TTABLE && (is_seen(e, entry) || names_is_field(L, entry, idx))) {
+    if (!enc_ref(e, entry)) put_field(e, T_MTFIELD, entry);
     lua_pop(L, 1);
     return 1;
   }
@@ -253,7 +288,7 @@ static int enc_table(enc *e, int idx) {
   for (int i = 0; i < 4; i++) d[i] = (unsigned char)(0x80 | ((pairs >> (7 * i)) & 0x7f));
   d[4] = (unsigned char)(pairs >> 28);
   if (lua_getmetatable(L, idx)) {
-    if (!enc_value(e, lua_gettop(L))) { path_prepend(&e->path, "(metatable)"); return 0; }
+    if (!enc_table(e, lua_gettop(L), 1)) { path_step(&e->path, "(metatable)"); return 0; }
     lua_pop(L, 1);
   } else {
     put1(e, T_NIL);
@@ -267,14 +302,7 @@ static int enc_function(enc *e, int idx) {
   if (lua_iscfunction(L, idx)) {
     if (cfunction_name(e, idx) != LUA_TTABLE)
       return path_fail(&e->path, " is a C function that is not in package.loaded%s", "");
-    size_t len;
-    put1(e, T_CFUNC);
-    for (int i = 1; i <= 2; i++) {
-      lua_rawgeti(L, -1, i);
-      const char *s = lua_tolstring(L, -1, &len);
-      putstr(e, s, len);
-      lua_pop(L, 1);
-    }
+    put_field(e, T_CFUNC, lua_gettop(L));
     lua_pop(L, 1);
     return 1;
   }
@@ -308,10 +336,10 @@ static int enc_function(enc *e, int idx) {
     lua_pushinteger(L, fref * 256 + i);
     lua_rawset(L, enc_seen(e));
     e->nups++;
-    if (!enc_value(e, lua_gettop(L))) {
-      char buf[80];
-      snprintf(buf, sizeof buf, "(upvalue %.60s)", name && *name ? name : "?");
-      path_prepend(&e->path, buf);
+    int top = lua_gettop(L);
+    if (!enc_value(e, top)) {
+      lua_settop(L, top - 1);   /* as in enc_table: keep the unwinding flat */
+      path_upvalue(&e->path, L, idx, i, name);
       return 0;
     }
     lua_pop(L, 1);
@@ -334,7 +362,7 @@ static int enc_value(enc *e, int idx) {
       putstr(e, s, len);
       return 1;
     }
-    case LUA_TTABLE: return enc_table(e, idx);
+    case LUA_TTABLE: return enc_table(e, idx, 0);
     case LUA_TFUNCTION: return enc_function(e, idx);
     case LUA_TLIGHTUSERDATA:
       if (!e->o->lightuserdata)
@@ -360,7 +388,7 @@ int tr_encode(lua_State *L, int first, int n, tr_msg *m, const tr_opts *o, char 
   first = lua_absindex(L, first);
   luaL_checkstack(L, 8, NULL);
   enc e = {0};
-  e.L = L, e.m = m, e.o = o, e.path.err = err, e.path.room = TR_ERRLEN - 80;
+  e.L = L, e.m = m, e.o = o, e.path.err = err, e.path.room = PATH_ROOM;
   err[0] = '\0';
   lua_settop(L, lua_gettop(L) + 3);   /* room for the context, seen, names */
   e.ctx = lua_gettop(L) - 2, e.seen = e.ctx + 1, e.names = e.ctx + 2;

@@ -8,7 +8,10 @@
 #include "msg.h"
 
 #define TR_MAXDEPTH 2000
-#define TR_ERRLEN 256
+/* Room for any error: an encode path is cut to a few hundred bytes, but
+ * a module the receiver cannot load reports require's whole message, one
+ * line for every file it tried. */
+#define TR_ERRLEN 4096
 
 typedef struct tr_opts {
   int lightuserdata;    /* may light userdata cross? (threads only) */
