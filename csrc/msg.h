@@ -1,5 +1,6 @@
 /* A message: the encoded bytes of some Lua values, plus the code blobs that
- * the functions among them refer to.  Messages are plain C memory, so they
+ * the functions among them refer to, and the varints both the codec and
+ * the pipe framing write.  Messages are plain C memory, so they
  * can be handed between threads and written to pipes; they are never moved
  * by value (small ones keep their bytes inline). */
 #ifndef FUTURES_MSG_H
@@ -45,5 +46,27 @@ static inline void msg_put(tr_msg *m, const void *p, size_t n) {
   /* caller has reserved */
   memcpy(m->data + m->len, p, n);
   m->len += n;
+}
+
+/* Varints (7 bits a byte, low first), for the codec and the pipe framing.
+ * Inline: the decoder reads one per integer of an array. */
+static inline int tr_put_varint(tr_msg *m, uint64_t v) {
+  if (!msg_reserve(m, 10)) return 0;
+  unsigned char *d = m->data + m->len;
+  while (v >= 0x80) { *d++ = (unsigned char)(v | 0x80); v >>= 7; }
+  *d++ = (unsigned char)v;
+  m->len = (size_t)(d - m->data);
+  return 1;
+}
+
+/* Reads one at *p, never past end; 0 if truncated or longer than 10 bytes. */
+static inline int tr_get_varint(const unsigned char **p, const unsigned char *end, uint64_t *v) {
+  uint64_t r = 0;
+  for (int shift = 0; shift < 70 && *p < end; shift += 7) {
+    unsigned char c = *(*p)++;
+    r |= (uint64_t)(c & 0x7f) << shift;
+    if (!(c & 0x80)) { *v = r; return 1; }
+  }
+  return 0;
 }
 #endif

@@ -1,13 +1,17 @@
 /* Value transfer: copies Lua values out of one state into a message and
  * back into another state.  Both pools use it: thread workers decode the
- * message directly, process workers receive it over a pipe. */
+ * message directly, process workers receive it over a pipe.  This is the
+ * codec's public face; its files share codec.h among themselves. */
 #ifndef FUTURES_TRANSFER_H
 #define FUTURES_TRANSFER_H
 #include "lua.h"
 #include "msg.h"
 
 #define TR_MAXDEPTH 2000
-#define TR_ERRLEN 256
+/* Room for any error: an encode path is cut to a few hundred bytes, but
+ * a module the receiver cannot load reports require's whole message, one
+ * line for every file it tried. */
+#define TR_ERRLEN 4096
 
 typedef struct tr_opts {
   int lightuserdata;    /* may light userdata cross? (threads only) */
@@ -34,8 +38,4 @@ int tr_encode_string(tr_msg *m, const char *s, size_t len);
 
 /* Per-state caches used by the codec (registry tables); opened by core. */
 void tr_open(lua_State *L);
-
-/* Varints, shared with the pipe framing. */
-int tr_put_varint(tr_msg *m, uint64_t v);
-int tr_get_varint(const unsigned char **p, const unsigned char *end, uint64_t *v);
 #endif

@@ -1,6 +1,6 @@
 /* Frames on the process-pool pipes; see wire.h for the layout. */
 #include <string.h>
-#include "transfer.h"
+#include "msg.h"
 #include "wire.h"
 
 size_t wire_begin(tr_msg *b, int type) {

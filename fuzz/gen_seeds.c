@@ -47,6 +47,9 @@ static const seed seeds[] = {
   {"metatable", 0, 0, 4, NULL},
   {"upvalues", 0, 1, 5, NULL},
   {"empty", 0, 0, 6, NULL},
+  {"mtfield", 0, 0, -1,
+   "local t = {} for i = 1, 3 do t[i] = setmetatable({i}, package.preload) end"
+   " return t, setmetatable({}, package.searchers), package.preload"},
 };
 
 static int dump_writer(lua_State *L, const void *p, size_t sz, void *ud) {

@@ -1,6 +1,7 @@
 -- What crosses between states (docs/reference.md): every rule, through the engine's
 -- test hook.  core._roundtrip(...) copies its arguments into a fresh
--- lua_State and back (two encodes, two decodes) and returns the copies.
+-- lua_State and back (two encodes, two decodes) and returns the copies;
+-- what needs a task's own function or a worker's modules runs in pools.
 local futures = require "futures"
 local core = require "futures.core"
 local rt = core._roundtrip
@@ -17,6 +18,12 @@ end
 
 local function contains(haystack, needle)
   assert(haystack:find(needle, 1, true), ("%q does not contain %q"):format(haystack, needle))
+end
+
+-- "spec/transfer_spec.lua:42": where a function was written, as errors say.
+local function where(f)
+  local info = debug.getinfo(f, "S")
+  return info.short_src .. ":" .. info.linedefined
 end
 
 describe("transfer", function()
@@ -527,16 +534,40 @@ describe("transfer", function()
       contains(msg, "package.loaded")
     end)
 
-    it("name the upvalue that holds a userdata", function()
+    it("name the upvalue that holds a userdata, and where its function was written", function()
       local conn = io.stdout
       local function send() return conn end
-      local msg = transfer_error(send)
-      contains(msg, "argument #1")
-      contains(msg, "upvalue conn")
-      contains(msg, "userdata (FILE*)")
-      msg = transfer_error(7, { cb = send })
-      contains(msg, "argument #2: cb")
-      contains(msg, "upvalue conn")
+      local at = where(send)
+      assert.equal("argument #1: upvalue 'conn' of function (" .. at .. ") is a userdata (FILE*)",
+                   transfer_error(send))
+      assert.equal("argument #2: cb: upvalue 'conn' of function (" .. at .. ") is a userdata (FILE*)",
+                   transfer_error(7, { cb = send }))
+      -- a path inside the upvalue starts after the function
+      local cfg = { out = { conn } }
+      local function report() return cfg end
+      assert.equal("argument #1: upvalue 'cfg' of function (" .. where(report) .. "): out[1] is a userdata (FILE*)",
+                   transfer_error(report))
+      -- and a function reached through a metatable or a key
+      assert.equal("argument #1: (metatable).__index: upvalue 'conn' of function (" .. at .. ") is a userdata (FILE*)",
+                   transfer_error(setmetatable({}, { __index = send })))
+      assert.equal("argument #1: (key [<function>]): upvalue 'conn' of function (" .. at .. ") is a userdata (FILE*)",
+                   transfer_error({ [send] = true }))
+    end)
+
+    it("name a function by its global or module name when it has one", function()
+      local conn = io.stdout
+      _G.transfer_spec_send = function() return conn end
+      local at = where(_G.transfer_spec_send)
+      local ok, msg = pcall(transfer_error, { _G.transfer_spec_send })
+      _G.transfer_spec_send = nil
+      assert(ok, msg)
+      assert.equal("argument #1: [1]: upvalue 'conn' of function 'transfer_spec_send' (" .. at .. ") is a userdata (FILE*)", msg)
+      package.loaded.transfer_spec_mod = { send = function() return conn end }
+      at = where(package.loaded.transfer_spec_mod.send)
+      ok, msg = pcall(transfer_error, package.loaded.transfer_spec_mod.send)
+      package.loaded.transfer_spec_mod = nil
+      assert(ok, msg)
+      assert.equal("argument #1: upvalue 'conn' of function 'transfer_spec_mod.send' (" .. at .. ") is a userdata (FILE*)", msg)
     end)
 
     it("name a userdata in a metatable", function()
@@ -573,5 +604,143 @@ describe("transfer", function()
       assert.equal(2, top)
       assert.equal(3, select("#", rt(1, 2, 3)))
     end)
+  end)
+
+  -- What only a pool shows: the task's own function, and workers that
+  -- load modules and classes themselves.
+  describe("through pools", function()
+    local LONG = require("helpers").LONG
+    local dir, saved_path
+    -- A module on package.path (pools take the path when they are made).
+    -- A class in it exists only where a global says so: in the caller.
+    setup(function()
+      dir = os.tmpname()
+      os.remove(dir)
+      assert(os.execute("mkdir " .. dir))
+      local fh = assert(io.open(dir .. "/transfer_spec_geom.lua", "w"))
+      fh:write([[
+        local geom = { defaults = { scale = 1 } }
+        geom.Vec = {}
+        geom.Vec.__index = geom.Vec
+        function geom.Vec.new(x, y) return setmetatable({ x = x, y = y }, geom.Vec) end
+        function geom.Vec:len2() return self.x * self.x + self.y * self.y end
+        if rawget(_G, "transfer_spec_caller") then geom.Only = {} end
+        return geom
+      ]])
+      fh:close()
+      saved_path = package.path
+      package.path = dir .. "/?.lua;" .. package.path
+      _G.transfer_spec_caller = true
+    end)
+    teardown(function()
+      package.path = saved_path
+      package.loaded.transfer_spec_geom = nil
+      _G.transfer_spec_caller = nil
+      os.remove(dir .. "/transfer_spec_geom.lua")
+      os.remove(dir)
+    end)
+
+    local function submit_error(ex, ...)
+      local e = ex:submit(...):exception(LONG)
+      assert.is_true(futures.TransferError:is(e), "not a TransferError: " .. tostring(e))
+      return e.message
+    end
+
+    describe("errors that say which function", function()
+      local ex
+      setup(function() ex = futures.ThreadPoolExecutor(1) end)
+      teardown(function() ex:shutdown() end)
+
+      it("name the task function's upvalue without a label", function()
+        local log = io.stdout
+        local function work() return log end
+        assert.equal("upvalue 'log' of function (" .. where(work) .. ") is a userdata (FILE*)",
+                     submit_error(ex, work))
+        _G.transfer_spec_work = work
+        local ok, msg = pcall(submit_error, ex, work)
+        _G.transfer_spec_work = nil
+        assert(ok, msg)
+        assert.equal("upvalue 'log' of function 'transfer_spec_work' (" .. where(work) .. ") is a userdata (FILE*)", msg)
+      end)
+
+      it("name a function inside an argument table by its path", function()
+        local log = io.stdout
+        local function cb() return log end
+        assert.equal("argument #2: [1]: upvalue 'log' of function (" .. where(cb) .. ") is a userdata (FILE*)",
+                     submit_error(ex, print, 1, { cb }))
+        assert.equal("argument #1: on.done: upvalue 'log' of function (" .. where(cb) .. ") is a userdata (FILE*)",
+                     submit_error(ex, print, { on = { done = cb } }))
+      end)
+
+      it("name a nested closure's upvalue after the upvalue that holds the closure", function()
+        local log = io.stdout
+        local function helper() return log end
+        local function work() return helper() end
+        assert.equal("upvalue 'helper' of function (" .. where(work) .. "): upvalue 'log' of function ("
+                     .. where(helper) .. ") is a userdata (FILE*)", submit_error(ex, work))
+        local opts = { cb = helper }
+        local function run() return opts end
+        assert.equal("upvalue 'opts' of function (" .. where(run) .. "): cb: upvalue 'log' of function ("
+                     .. where(helper) .. ") is a userdata (FILE*)", submit_error(ex, run))
+      end)
+    end)
+
+    for _, kind in ipairs({ "ThreadPoolExecutor", "ProcessPoolExecutor" }) do
+      describe("in a " .. kind, function()
+        local ex
+        setup(function() ex = futures[kind](1) end)
+        teardown(function() ex:shutdown() end)
+
+        it("report a module the worker cannot load with require's whole message", function()
+          package.loaded.transfer_spec_nowhere = {}
+          local f = ex:submit(function(m) return m end, package.loaded.transfer_spec_nowhere)
+          package.loaded.transfer_spec_nowhere = nil
+          local _, why = pcall(require, "transfer_spec_nowhere")
+          local msg = f:exception(LONG).message
+          assert.equal("cannot load module 'transfer_spec_nowhere' here: " .. why, msg)
+          assert.is_true(#msg > 256)
+          contains(msg, "module 'transfer_spec_nowhere' not found:")
+          local last = why:match("[^\n]*$")
+          assert.equal(last, msg:sub(-#last))
+        end)
+
+        it("send a class held by a loaded module by name, both ways", function()
+          local geom = require "transfer_spec_geom"
+          local f = ex:submit(function(v)
+            local g = require "transfer_spec_geom"
+            return getmetatable(v) == g.Vec, g.Vec.new(v.x + 1, v.y), v
+          end, geom.Vec.new(3, 4))
+          local same_there, made_there, back = f:result(LONG)
+          assert.is_true(same_there)
+          assert.equal(geom.Vec, getmetatable(made_there))
+          assert.equal(geom.Vec, getmetatable(back))
+          assert.equal(25, back:len2())
+          local again = ex:submit(function() return require("transfer_spec_geom").Vec.new(0, 1) end):result(LONG)
+          assert.equal(getmetatable(made_there), getmetatable(again))
+          -- many objects of one class, and the class itself as a plain value: a copy
+          local list = {}
+          for i = 1, 100 do list[i] = geom.Vec.new(i, 0) end
+          local copy, class = ex:submit(function(l, c) return l, c end, list, geom.Vec):result(LONG)
+          for i = 1, 100 do assert.equal(geom.Vec, getmetatable(copy[i])) end
+          assert.are_not.equal(geom.Vec, class)
+          assert.equal(25, class.len2({ x = 3, y = 4 }))
+        end)
+
+        it("copy the plain tables of a module", function()
+          local geom = require "transfer_spec_geom"
+          local d = ex:submit(function(t) t.scale = 2; return t end, geom.defaults):result(LONG)
+          assert.are_not.equal(geom.defaults, d)
+          assert.equal(2, d.scale)
+          assert.equal(1, geom.defaults.scale)
+        end)
+
+        it("fail with a clear TransferError for a class the worker's module lacks", function()
+          local geom = require "transfer_spec_geom"
+          assert.is_table(geom.Only)
+          assert.equal("metatable transfer_spec_geom.Only is not loaded here",
+                       submit_error(ex, function(v) return v end, setmetatable({}, geom.Only)))
+        end)
+      end)
+    end
   end)
 end)

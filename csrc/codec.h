@@ -1,0 +1,122 @@
+/* The codec's private header: what its files share.  The rest of the
+ * library sees only transfer.h.
+ *
+ *   codecctx.c  the per-state context: caches and scratch tables
+ *   encode.c    values to bytes          decode.c  bytes to values
+ *   funcs.c     code blobs: dump, load   names.c   package.loaded names
+ *   paths.c     where a value that cannot cross sits ("argument #2: [3].conn")
+ *
+ * THE FORMAT
+ * A message holds a varint count, then that many values, each a tag byte
+ * and its payload:
+ *
+ *   NIL FALSE TRUE             no payload
+ *   INT                        zigzag varint (the integer subtype is kept)
+ *   FLT                        8 bytes, host order (pipes never leave the host)
+ *   STR   len bytes            a string of REF_MINSTR bytes or more gets a ref
+ *   TABLE narr nhash           narr values, nhash key/value pairs, then the
+ *                              metatable (a value, NIL for none); gets a ref
+ *   REF   n                    the n-th ref'd value of this message again,
+ *                              so shared tables, cycles and long strings
+ *                              keep their shape
+ *   LFUNC blob nups up...      a Lua function; gets a ref before its upvalues
+ *                              so recursive functions keep their cycle.  Each
+ *                              upvalue is ENV (bind to the receiver's
+ *                              globals), JOIN f n (share upvalue n of the
+ *                              function ref'd as f) or a value
+ *   CFUNC module field         a C function found in package.loaded
+ *   MODULE name                a loaded module, `require`d by the receiver
+ *   LIGHTUD 8 bytes            threads only
+ *   MTFIELD module field       a metatable found as a table field of a
+ *                              loaded module (a class); gets a ref
+ *
+ * Both sides number refs in the same order, so a ref is never written out.
+ */
+#ifndef FUTURES_CODEC_H
+#define FUTURES_CODEC_H
+#include "lua.h"
+#include "transfer.h"
+
+enum {
+  T_NIL, T_FALSE, T_TRUE, T_INT, T_FLT, T_STR, T_TABLE, T_REF,
+  T_LFUNC, T_CFUNC, T_MODULE, T_LIGHTUD, T_MTFIELD,
+  U_ENV = 0x20, U_JOIN = 0x21
+};
+#define REF_MINSTR 32   /* shorter strings are cheaper to send again */
+
+/* ------------------------------------------------------------ codecctx.c */
+
+/* Slots of the per-state context table. */
+enum {
+  CTX_FNCACHE = 1,  /* closure -> blob (weak keys) */
+  CTX_CODECACHE,    /* dump string -> blob (weak values) */
+  CTX_LOADCACHE,    /* blob id -> loaded closure */
+  CTX_NAMES,        /* C function or module -> name */
+  CTX_NAMESSIG,     /* the signature of package.loaded it was built from */
+  CTX_SEEN,         /* scratch tables (false while one is in use) */
+  CTX_REFS,
+  CTX_MTS,
+  CTX_SLOTS = CTX_MTS
+};
+#define BLOB_MT "futures.blob"   /* a full userdata holding one tr_blob ref */
+
+/* The context in the reserved stack slot idx, put there on first use
+ * (*has says whether it is there yet). */
+int cx_in_slot(lua_State *L, int idx, int *has);
+/* Takes a scratch table out of its slot (or makes one) onto the stack. */
+void cx_scratch_take(lua_State *L, int ctx, int slot);
+/* Empties the scratch table at idx (n entries: keys 1..n if `array`, else
+ * any keys) and gives it back. */
+void cx_scratch_give(lua_State *L, int ctx, int slot, int idx, int n, int array);
+
+/* --------------------------------------------------------------- paths.c */
+
+/* An encode error being built in err, from the leaf outwards. */
+typedef struct tr_path {
+  char *err;
+  size_t room;  /* what the path may fill; the rest is kept for the label */
+  int elided;   /* the middle was cut: nothing more is prepended */
+  int head;     /* err starts with a head (a function's upvalue) */
+} tr_path;
+
+/* What a path may fill of err: a long one is cut to about this. */
+#define PATH_ROOM 240
+
+int path_fail(tr_path *p, const char *fmt, const char *a);   /* returns 0 */
+void path_prepend(tr_path *p, const char *s);
+void path_step(tr_path *p, const char *s);
+void path_key(tr_path *p, lua_State *L, int k, int as_key);
+/* Upvalue i (named name) of the Lua function at stack index f failed. */
+void path_upvalue(tr_path *p, lua_State *L, int f, int i, const char *name);
+void path_label(tr_path *p, const tr_opts *o, int k);
+
+/* --------------------------------------------------------------- names.c */
+
+/* Pushes the reverse map of package.loaded (module -> name, C function
+ * or table field -> {module, field}) kept in ctx, rebuilt if
+ * package.loaded changed or if `force`. */
+void names_push(lua_State *L, int ctx, int force);
+/* Pushes package.loaded[name], requiring it if needed; 0 with err set. */
+int names_push_module(lua_State *L, const char *name, size_t len, char *err);
+/* The name under which package.loaded holds the value at idx ("work"
+ * for a global, "job.work" for a field of module job) into buf; 0 if
+ * none.  Slow: for error messages. */
+int names_global(lua_State *L, int idx, char *buf, size_t size);
+/* Pushes package.loaded[mod][field] if it is a C function (a table if
+ * `metatable`); 0 with err set. */
+int names_push_field(lua_State *L, const char *mod, size_t mlen, const char *field, size_t flen,
+                     int metatable, char *err);
+/* Whether the value at idx is still what the map entry at `entry`
+ * ({module, field}) names: a module's field may have been replaced. */
+int names_is_field(lua_State *L, int entry, int idx);
+
+/* --------------------------------------------------------------- funcs.c */
+
+/* The shared blob of the Lua function at idx (cached per closure and per
+ * dump); raises memory errors. */
+tr_blob *fn_blob(lua_State *L, int ctx, int idx);
+/* Pushes a closure loaded from b; ctx: reuse one cached per blob id (0: a
+ * fresh one).  0 with err set if the code does not load. */
+int fn_load(lua_State *L, int ctx, const tr_blob *b, char *err);
+
+#endif
