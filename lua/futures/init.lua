@@ -80,31 +80,64 @@ local function arg_error(fname, n, msg)
   error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), level)
 end
 
+-- A value as a message shows it: 4, "4" (strings quoted, long ones cut),
+-- true, NaN; other types by name (a userdata's __name: FILE*).
+local function literal(v)
+  local t = type(v)
+  if t == "string" then
+    if #v > 40 then v = v:sub(1, 37) .. "..." end
+    return (("%q"):format(v):gsub("\\\n", "\\n"))
+  elseif t == "number" then
+    return v ~= v and "NaN" or tostring(v)
+  elseif t == "boolean" or t == "nil" then
+    return tostring(v)
+  end
+  local mt = getmetatable(v)
+  local name = type(mt) == "table" and rawget(mt, "__name")
+  return type(name) == "string" and name or t
+end
+
+-- The value with its type: 4, string "4", boolean true, nil, table.
+local function describe(v)
+  local t = type(v)
+  if t == "string" or t == "boolean" then return t .. " " .. literal(v) end
+  return literal(v)
+end
+
 -- nil waits forever; a negative timeout counts as 0 (do not wait).
 local function check_timeout(fname, n, t)
   if t == nil then return nil end
-  if type(t) ~= "number" or t ~= t then
-    arg_error(fname, n, "timeout must be a number or nil, got " .. type(t))
+  if type(t) ~= "number" then
+    arg_error(fname, n, "timeout must be a number or nil, got " .. describe(t))
   end
+  if t ~= t then arg_error(fname, n, "timeout is NaN") end
   return t < 0 and 0 or t
 end
 
-local function positive_integer(fname, n, what, v)
-  if math.type(v) ~= "integer" or v < 1 then
-    local i = math.type(v) == "float" and math.tointeger(v)   -- 2.0 is 2; inf, NaN are not
+-- The largest count the C core keeps (an int).
+local INT_MAX = 2147483647
+
+-- v as an integer >= 1 (2.0 is 2) and <= max (default math.maxinteger).
+local function positive_integer(fname, n, what, v, max)
+  max = max or math.maxinteger
+  if type(v) == "number" then
+    local i = math.tointeger(v)
+    local big = i == nil and v >= 2^63 and v < math.huge   -- integral, past the integers
+    if big or (i and i > max) then
+      arg_error(fname, n, ("%s must be at most %d, got %s"):format(what, max, literal(i or v)))
+    end
     if i and i >= 1 then return i end
-    arg_error(fname, n, ("%s must be a positive integer, got %s"):format(what, tostring(v)))
   end
-  return v
+  arg_error(fname, n, ("%s must be a positive integer, got %s"):format(what, describe(v)))
 end
 
 -- A sequence of futures, or a table whose keys are futures, as a list
 -- without duplicates (in input order for a sequence).
 local function future_list(fname, fs)
-  if type(fs) ~= "table" then arg_error(fname, 1, "table of futures expected, got " .. type(fs)) end
+  if type(fs) ~= "table" then arg_error(fname, 1, "table of futures expected, got " .. describe(fs)) end
   local list, seen, n = {}, {}, 0
   local function add(f)
-    if not is_future(f) then arg_error(fname, 1, "table of futures expected, found a " .. type(f)) end
+    if not is_future(f) then arg_error(fname, 1, "table of futures expected, found " .. describe(f) .. " in it") end
     if not seen[f] then seen[f] = true; n = n + 1; list[n] = f end
   end
   if rawget(fs, 1) ~= nil then
@@ -116,24 +149,31 @@ local function future_list(fname, fs)
 end
 
 ---------------------------------------------------------------- executors
+-- 'name' for a string key, [1] for others.
+local function option_name(k)
+  return type(k) == "string" and ("'%s'"):format(k) or "[" .. literal(k) .. "]"
+end
+
 local function parse_options(fname, arg, defaults, allowed)
   local opts = {}
   if type(arg) == "table" then
     for k, v in pairs(arg) do
-      if not allowed[k] then arg_error(fname, 1, ("unknown option '%s'"):format(tostring(k))) end
+      if not allowed[k] then arg_error(fname, 1, "unknown option " .. option_name(k)) end
       opts[k] = v
     end
   elseif arg ~= nil then
     opts.max_workers = arg
   end
   if opts.max_workers == nil then opts.max_workers = defaults.max_workers end
-  opts.max_workers = positive_integer(fname, 1, "max_workers", opts.max_workers)
+  -- Workers start as work comes, so a large max_workers costs nothing
+  -- until used; the core counts them in an int.
+  opts.max_workers = positive_integer(fname, 1, "max_workers", opts.max_workers, INT_MAX)
   if opts.initializer ~= nil and type(opts.initializer) ~= "function"
      and not (getmetatable(opts.initializer) or {}).__call then
-    arg_error(fname, 1, "initializer must be callable")
+    arg_error(fname, 1, "initializer must be callable, got " .. describe(opts.initializer))
   end
   if opts.initargs ~= nil and type(opts.initargs) ~= "table" then
-    arg_error(fname, 1, "initargs must be a table")
+    arg_error(fname, 1, "initargs must be a table, got " .. describe(opts.initargs))
   end
   return opts
 end
@@ -143,7 +183,8 @@ function futures.ThreadPoolExecutor(arg)
     { max_workers = math.min(32, core.cpu_count() + 4) },
     { max_workers = true, initializer = true, initargs = true, thread_name_prefix = true })
   if opts.thread_name_prefix ~= nil and type(opts.thread_name_prefix) ~= "string" then
-    arg_error("ThreadPoolExecutor", 1, "thread_name_prefix must be a string")
+    arg_error("ThreadPoolExecutor", 1, "thread_name_prefix must be a string, got "
+      .. describe(opts.thread_name_prefix))
   end
   -- An empty prefix means the default one, as in Python.
   return core.ThreadPoolExecutor(opts.max_workers, opts.initializer, opts.initargs,
@@ -158,7 +199,7 @@ local function iterator_of(fname, n, it)
   elseif type(it) == "function" then
     return it
   end
-  arg_error(fname, n, "iterable (table or function) expected, got " .. type(it))
+  arg_error(fname, n, "iterable (table or function) expected, got " .. describe(it))
 end
 
 local map_options = { timeout = true, chunksize = true, buffersize = true }
@@ -171,12 +212,12 @@ local function map(self, fn, ...)
   if type(last) == "table" and rawget(last, 1) == nil and next(last) ~= nil
      and not is_future(last) then
     for k in pairs(last) do
-      if not map_options[k] then arg_error("map", nit + 1, ("unknown option '%s'"):format(tostring(k))) end
+      if not map_options[k] then arg_error("map", nit + 1, "unknown option " .. option_name(k)) end
     end
     opts, nit = last, nit - 1
   end
   if type(fn) ~= "function" and not (getmetatable(fn) or {}).__call then
-    arg_error("map", 1, "callable expected, got " .. type(fn))
+    arg_error("map", 1, "callable expected, got " .. describe(fn))
   end
   if nit == 0 then arg_error("map", 2, "iterable expected") end
   local timeout = check_timeout("map", nit + 2, opts.timeout)
@@ -315,7 +356,8 @@ function futures.wait(fs, timeout, return_when)
   timeout = check_timeout("wait", 2, timeout)
   return_when = return_when or core.ALL_COMPLETED
   if not return_whens[return_when] then
-    arg_error("wait", 3, "return_when must be FIRST_COMPLETED, FIRST_EXCEPTION or ALL_COMPLETED")
+    arg_error("wait", 3, "return_when must be FIRST_COMPLETED, FIRST_EXCEPTION or ALL_COMPLETED, got "
+      .. describe(return_when))
   end
   return core.wait(list, timeout and monotonic() + timeout, return_when)
 end
@@ -339,9 +381,10 @@ function futures.ProcessPoolExecutor(arg)
     { max_workers = true, initializer = true, initargs = true,
       max_tasks_per_child = true, worker = true })
   local mt = opts.max_tasks_per_child
-  if mt ~= nil then mt = positive_integer("ProcessPoolExecutor", 1, "max_tasks_per_child", mt) end
+  if mt ~= nil then mt = positive_integer("ProcessPoolExecutor", 1, "max_tasks_per_child", mt, INT_MAX) end
   if opts.worker ~= nil and type(opts.worker) ~= "string" then
-    arg_error("ProcessPoolExecutor", 1, "worker must be the path of a worker program")
+    arg_error("ProcessPoolExecutor", 1, "worker must be the path of a worker program, got "
+      .. describe(opts.worker))
   end
   return core.ProcessPoolExecutor(opts.max_workers, opts.initializer, opts.initargs,
     nil, mt, opts.worker)
