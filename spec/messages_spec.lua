@@ -111,3 +111,63 @@ describe("a timeout", function()
     says("bad argument #2 to 'wait' (timeout must be a number or nil, got boolean false)", function() return (futures.wait({ f }, false)) end)
   end)
 end)
+
+describe("map's iterables", function()
+  local ex
+  setup(function() ex = futures.ThreadPoolExecutor(2) end)
+  teardown(function() ex:shutdown() end)
+
+  local function collect(...)
+    local got = {}
+    for i, v in ex:map(...) do got[i] = v end
+    return got
+  end
+  local function id(...) return ... end
+
+  it("refuse a table with no sequence part", function()
+    says("bad argument #2 to 'map' (sequence expected, got a table with no [1] (a = 1))", function() return (ex:map(id, { a = 1 })) end)
+    says([[bad argument #2 to 'map' (sequence expected, got a table with no [1] (["a b"] = "x"))]], function() return (ex:map(id, { ["a b"] = "x" })) end)
+    says("bad argument #2 to 'map' (sequence expected, got a table with no [1] ([2] = true))", function() return (ex:map(id, { nil, true })) end)
+    says("bad argument #3 to 'map' (sequence expected, got a table with no [1] (x = 1))", function() return (ex:map(id, { 1 }, { x = 1 }, { 2 })) end)
+    local e, at = fails(function() return (ex:map(id, { a = 1, b = 2 })) end)
+    assert.matches("^" .. at:gsub("%p", "%%%0") .. " bad argument #2 to 'map' %(sequence expected, got a table with no %[1%] %([ab] = [12] %.%.%.%)%)$", e)
+  end)
+
+  it("refuse an unparenthesized iterator call, pointing at the parentheses", function()
+    local path = os.tmpname()
+    local fh <close> = assert(io.open(path, "w"))
+    fh:write("one\ntwo\n"); fh:flush()
+    local paren = "an iterator function followed by its state: wrap the call in parentheses, as in ex:map(f, (io.lines(path)))"
+    says("bad argument #2 to 'map' (" .. paren .. ")", function() return (ex:map(id, io.lines(path))) end)
+    says("bad argument #3 to 'map' (" .. paren .. ")", function() return (ex:map(id, { 1 }, io.lines(path))) end)
+    says("bad argument #2 to 'map' (" .. paren .. ")", function() return (ex:map(id, (io.lines(path)), 42)) end)
+    says("bad argument #2 to 'map' (" .. paren .. ")", function() return (ex:map(id, id, { a = 1 }, { 1 })) end)
+    -- parenthesized, it works
+    assert.same({ "one", "two" }, collect(id, (io.lines(path))))
+    os.remove(path)
+  end)
+
+  it("refuse the iterators of pairs, ipairs and utf8.codes, which need their state", function()
+    local state = "an iterator that needs its state (from pairs, ipairs or utf8.codes): map calls it with no arguments; pass a sequence table instead"
+    says("bad argument #2 to 'map' (" .. state .. ")", function() return (ex:map(id, pairs({ a = 1 }))) end)
+    says("bad argument #2 to 'map' (" .. state .. ")", function() return (ex:map(id, pairs({ 1, 2 }))) end)
+    says("bad argument #2 to 'map' (" .. state .. ")", function() return (ex:map(id, ipairs({ 1, 2 }))) end)
+    says("bad argument #2 to 'map' (" .. state .. ")", function() return (ex:map(id, (pairs({ 1 })))) end)
+    says("bad argument #2 to 'map' (" .. state .. ")", function() return (ex:map(id, utf8.codes("ab"))) end)
+  end)
+
+  it("still take a function with options, two sequences, two functions, an empty table", function()
+    local function counter(n)
+      local i = 0
+      return function() i = i + 1; if i <= n then return i end end
+    end
+    assert.same({ 1, 2, 3 }, collect(id, counter(3), { timeout = LONG }))
+    assert.same({ 4, 5 }, collect(math.max, { 1, 5 }, { 4, 2 }))
+    assert.same({ 1, 2 }, collect(math.max, counter(2), counter(5)))
+    assert.same({ 3, 4 }, collect(math.max, counter(2), { 3, 4, 5 }))
+    assert.same({}, collect(math.max, counter(2), { 3 }, {}))
+    assert.same({}, collect(id, {}))
+    assert.same({}, collect(id, {}, {}))
+    assert.same({ "a", "b" }, collect(id, (("a b"):gmatch("%a"))))
+  end)
+end)

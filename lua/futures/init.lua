@@ -191,12 +191,44 @@ function futures.ThreadPoolExecutor(arg)
     opts.thread_name_prefix ~= "" and opts.thread_name_prefix or nil)
 end
 
--- An iterable is a sequence table or an iterator function.
-local function iterator_of(fname, n, it)
+-- An iterable is a sequence table or an iterator function.  An empty
+-- table is an empty sequence; a table with entries but no [1] is none.
+local function is_sequence(t) return t[1] ~= nil or next(t) == nil end
+local function is_iterable(v)
+  return type(v) == "function" or type(v) == "table" and is_sequence(v)
+end
+
+-- The iterators of pairs, ipairs and utf8.codes: map calls an iterator
+-- with no arguments, and these need their state.
+local needs_state = { [next] = true, [ipairs({})] = true }
+if utf8 then needs_state[utf8.codes("")] = true; needs_state[utf8.codes("", true)] = true end
+
+-- "(a = 1 ...)": one entry of a table, to show which table it was.
+local function sample(t)
+  local k, v = next(t)
+  local key = type(k) == "string" and k:find("^[%a_][%w_]*$") and k or "[" .. literal(k) .. "]"
+  return ("(%s = %s%s)"):format(key, literal(v), next(t, k) ~= nil and " ..." or "")
+end
+
+-- The k-th iterable of ex:map and the argument after it (if any): an
+-- iterator function followed by a value that is not an iterable is a
+-- generic-for triple passed as it is, e.g. an unparenthesized io.lines(p).
+local function iterator_of(fname, n, it, has_next, after)
   if type(it) == "table" then
+    if not is_sequence(it) then
+      arg_error(fname, n, "sequence expected, got a table with no [1] " .. sample(it))
+    end
     local i = 0
     return function() i = i + 1; return it[i] end
   elseif type(it) == "function" then
+    if needs_state[it] then
+      arg_error(fname, n, "an iterator that needs its state (from pairs, ipairs or utf8.codes): "
+        .. "map calls it with no arguments; pass a sequence table instead")
+    end
+    if has_next and not is_iterable(after) then
+      arg_error(fname, n, "an iterator function followed by its state: wrap the call in "
+        .. "parentheses, as in ex:map(f, (io.lines(path)))")
+    end
     return it
   end
   arg_error(fname, n, "iterable (table or function) expected, got " .. describe(it))
@@ -224,7 +256,10 @@ local function map(self, fn, ...)
   local buffersize = opts.buffersize and positive_integer("map", nit + 2, "buffersize", opts.buffersize)
   local chunksize = opts.chunksize and positive_integer("map", nit + 2, "chunksize", opts.chunksize) or 1
   local iters = {}
-  for k = 1, nit do iters[k] = iterator_of("map", k + 1, (select(k, ...))) end
+  for k = 1, nit do
+    local it, after = select(k, ...)
+    iters[k] = iterator_of("map", k + 1, it, k < nit, after)
+  end
   local deadline = timeout and monotonic() + timeout
   local submit = self.submit
   local batch = self._map_batch   -- processes: several calls in one message
