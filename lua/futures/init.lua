@@ -385,6 +385,16 @@ local return_whens = {
   [core.FIRST_COMPLETED] = true, [core.FIRST_EXCEPTION] = true, [core.ALL_COMPLETED] = true,
 }
 
+-- wait's two sequences print as their futures: {<Future at 0x...>, ...}.
+local future_list_mt = {
+  __tostring = function(t)
+    local parts = {}
+    for i = 1, #t do parts[i] = tostring(t[i]) end
+    return "{" .. table.concat(parts, ", ") .. "}"
+  end,
+}
+local core_wait = core.wait
+
 -- futures.wait(fs [, timeout [, return_when]]) -> done, not_done
 function futures.wait(fs, timeout, return_when)
   local list = future_list("wait", fs)
@@ -394,7 +404,8 @@ function futures.wait(fs, timeout, return_when)
     arg_error("wait", 3, "return_when must be FIRST_COMPLETED, FIRST_EXCEPTION or ALL_COMPLETED, got "
       .. describe(return_when))
   end
-  return core.wait(list, timeout and monotonic() + timeout, return_when)
+  local done, not_done = core_wait(list, timeout and monotonic() + timeout, return_when)
+  return setmetatable(done, future_list_mt), setmetatable(not_done, future_list_mt)
 end
 
 -- for f in futures.as_completed(fs [, timeout]) do
