@@ -192,3 +192,81 @@ describe("futures.wait's sequences", function()
     assert.is_nil(next(done, 1))   -- nothing but the sequence
   end)
 end)
+
+describe("a library error", function()
+  it("records the user's line from a result timeout", function()
+    local g <close> = gate()   -- closed after ex, which waits for the gate's task
+    local ex <close> = futures.ThreadPoolExecutor(1)
+    local f = ex:submit(await_gate, g.path)
+    local e, at = fails(function() return (f:result(0)) end)
+    assert.is_true(futures.TimeoutError:is(e))
+    assert.equal(at, e.where)
+    assert.equal("the future did not complete in time", e.message)
+    assert.equal(at .. " futures.TimeoutError: the future did not complete in time", tostring(e))
+    -- also through pcall straight on the method: the line of the pcall
+    local line = debug.getinfo(1, "l").currentline; local ok, e2 = pcall(f.result, f, 0)
+    assert.is_false(ok)
+    assert.equal(("%s:%d:"):format(SRC, line), e2.where)
+    g.open()
+  end)
+
+  it("records the line of the as_completed loop", function()
+    local g <close> = gate()   -- closed after ex, which waits for the gate's task
+    local ex <close> = futures.ThreadPoolExecutor(1)
+    local f = ex:submit(await_gate, g.path)
+    local e, at = fails(function() for _ in futures.as_completed({ f }, 0.01) do end end)
+    assert.is_true(futures.TimeoutError:is(e))
+    assert.equal(at .. " futures.TimeoutError: " .. e.message, tostring(e))
+    g.open()
+  end)
+
+  it("records the line of the map loop", function()
+    local g <close> = gate()   -- closed after ex, which waits for the gate's task
+    local ex <close> = futures.ThreadPoolExecutor(1)
+    local e, at = fails(function() for _ in ex:map(await_gate, { g.path }, { timeout = 0.01 }) do end end)
+    assert.is_true(futures.TimeoutError:is(e))
+    assert.equal(at, e.where)
+    g.open()
+  end)
+
+  it("records the line of a submit after shutdown", function()
+    local ex = futures.ThreadPoolExecutor(1)
+    ex:shutdown()
+    local e, at = fails(function() return (ex:submit(print)) end)
+    assert.is_true(futures.ShutdownError:is(e))
+    assert.equal(at .. " futures.ShutdownError: cannot schedule new futures after shutdown", tostring(e))
+  end)
+
+  it("records the line of the result of a cancelled future", function()
+    local f = futures.Future()
+    f:cancel()
+    local e, at = fails(function() return (f:result()) end)
+    assert.is_true(futures.CancelledError:is(e))
+    assert.equal(at .. " futures.CancelledError: " .. e.message, tostring(e))
+    assert.equal("futures.CancelledError", getmetatable(e).__name)
+  end)
+
+  it("made by the user records where it was made, like error()", function()
+    local line = debug.getinfo(1, "l").currentline; local e = futures.TimeoutError("too slow")
+    local where = ("%s:%d:"):format(SRC, line)
+    assert.equal(where, e.where)
+    assert.equal("too slow", e.message)
+    assert.equal(where .. " futures.TimeoutError: too slow", tostring(e))
+    line = debug.getinfo(1, "l").currentline; e = futures.Error:new("x")
+    assert.equal(("%s:%d: futures.Error: x"):format(SRC, line), tostring(e))
+    e.where = nil
+    assert.equal("futures.Error: x", tostring(e))
+  end)
+
+  it("made in a worker keeps the worker's line when it crosses", function()
+    local ex <close> = futures.ThreadPoolExecutor(1)
+    local function task() error(futures.ShutdownError("inside")) end
+    local line = debug.getinfo(task, "S").linedefined
+    local e = ex:submit(task):exception(LONG)
+    assert.is_true(futures.ShutdownError:is(e))
+    assert.equal(("%s:%d: futures.ShutdownError: inside"):format(SRC, line), tostring(e))
+    -- raised again by result, it keeps it too
+    local e2 = helpers.error_of(function() return (ex:submit(task):result(LONG)) end)
+    assert.equal(("%s:%d:"):format(SRC, line), e2.where)
+  end)
+end)

@@ -13,15 +13,39 @@ local futures = {
 }
 
 ---------------------------------------------------------------- errors
--- Every error the library raises is a table {message = ...} whose class
--- is known by name, so that `is` still works on a copy that crossed from a
--- worker (a copied metatable is a different table with the same __name).
+-- Every error the library raises is a table {message = ..., where = ...}
+-- whose class is known by name, so that `is` still works on a copy that
+-- crossed from a worker (a copied metatable is a different table with the
+-- same __name).
 local classes = {}
+
+local getinfo = debug and debug.getinfo
+local here = getinfo and getinfo(1, "S").source
+
+-- "file:line:" of the user's code that led here: the first frame, walking
+-- out, that is neither C nor this file and knows its line.  Errors made
+-- while a C function (f:result...) runs get the line that called it.
+local function user_where()
+  if not getinfo then return nil end
+  local level = 2
+  while true do
+    local info = getinfo(level, "Sl")
+    if not info then return nil end
+    if info.what ~= "C" and info.source ~= here and info.currentline > 0 then
+      return info.short_src .. ":" .. info.currentline .. ":"
+    end
+    level = level + 1
+  end
+end
 
 local function new_class(name, parent)
   local cls = { __name = "futures." .. name, name = name, parent = parent }
   cls.__index = cls
-  cls.__tostring = function(e) return cls.__name .. ": " .. tostring(e.message) end
+  cls.__tostring = function(e)
+    local where = rawget(e, "where")
+    local text = cls.__name .. ": " .. tostring(e.message)
+    return type(where) == "string" and where .. " " .. text or text
+  end
   function cls:is(v)
     local mt = getmetatable(v)
     local c = type(mt) == "table" and classes[rawget(mt, "__name")]
@@ -31,8 +55,10 @@ local function new_class(name, parent)
     end
     return false
   end
+  -- Like error(message), the error records where it was made; one made
+  -- in a worker keeps that worker's position when it crosses.
   function cls:new(message)
-    return setmetatable({ message = message }, self)
+    return setmetatable({ message = message, where = user_where() }, self)
   end
   setmetatable(cls, { __call = function(self, message) return self:new(message) end })
   classes[cls.__name] = cls
@@ -65,8 +91,6 @@ local function is_future(v) return getmetatable(v) == future_mt end
 
 -- Raises at the caller's line: the first frame outside this file, however
 -- deep in its helpers the check was made.
-local getinfo = debug and debug.getinfo
-local here = getinfo and getinfo(1, "S").source
 local function arg_error(fname, n, msg)
   local level = 3
   if getinfo then
