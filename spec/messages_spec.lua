@@ -270,3 +270,61 @@ describe("a library error", function()
     assert.equal(("%s:%d:"):format(SRC, line), e2.where)
   end)
 end)
+
+-- A child interpreter that is interrupted once it printed "ready";
+-- returns its output.
+local function interrupted(script)
+  local prelude = [[
+io.stdout:setvbuf("no")
+io.write(("pid %d\n"):format(io.open("/proc/self/stat"):read("n")))
+local futures = require "futures"
+local ex = futures.ThreadPoolExecutor(2)
+local function long() futures.sleep(1.5) end
+]]
+  local cmd = ("export %s; exec %s -e %s 2>&1"):format(
+    helpers.child_env(), helpers.LUA, helpers.shell_quote(prelude .. script))
+  local p = assert(io.popen(cmd, "r"))
+  local lines, pid, sent = {}, nil, false
+  for line in p:lines() do
+    local id = not pid and line:match("^pid (%d+)$")
+    if id then pid = id else lines[#lines + 1] = line end
+    if pid and line == "ready" and not sent then
+      assert(os.execute("kill -INT " .. pid))
+      sent = true
+    end
+  end
+  p:close()
+  local out = table.concat(lines, "\n")
+  assert(sent, "the child never got ready:\n" .. out)
+  return out
+end
+
+describe("Ctrl-C in a loop of the front #interrupt", function()
+  -- lua5.4 -e names its chunk "(command line)"; the script's line 1 is the
+  -- prelude's, so "ready" and the loop are at the lines given.
+  local function check(out, line)
+    helpers.contains(out, ("(command line):%d: interrupted!"):format(line))
+    assert.is_nil(out:find("init.lua:%d+: interrupted"), out)
+  end
+
+  it("points at the map loop", function()
+    check(interrupted([[
+print("ready")
+for _ in ex:map(function() futures.sleep(1.5) end, { 1, 2 }) do end
+]]), 7)
+  end)
+
+  it("points at the as_completed loop", function()
+    check(interrupted([[
+print("ready")
+for _ in futures.as_completed({ ex:submit(long) }) do end
+]]), 7)
+  end)
+
+  it("points at the wait", function()
+    check(interrupted([[
+print("ready")
+futures.wait({ ex:submit(long) })
+]]), 7)
+  end)
+end)

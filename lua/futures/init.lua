@@ -80,6 +80,26 @@ core._set_error_ctor(function(name, message)
   return futures[name]:new(message)
 end)
 
+-- A Ctrl-C in a wait that C started for this file (core.wait, w:next,
+-- f:result in map's loop) comes as "<this file>:<line>: interrupted!",
+-- the position of the C function's caller, or bare from under a pcall.
+-- Errors that pass through this file's waits are raised again with the
+-- user's line in its place.
+local here_pos = getinfo and "^" .. getinfo(1, "S").short_src:gsub("%p", "%%%0") .. ":%d+: interrupted!$"
+local function rethrow(e)
+  if type(e) == "string" and (e == "interrupted!" or here_pos and e:find(here_pos)) then
+    local where = user_where()
+    e = where and where .. " interrupted!" or "interrupted!"
+  end
+  error(e, 0)
+end
+
+-- pass(pcall(fn, ...)): fn's results, or its error through rethrow.
+local function pass(ok, ...)
+  if ok then return ... end
+  rethrow((...))
+end
+
 ---------------------------------------------------------------- helpers
 local monotonic = core.monotonic
 local select, type, pairs, ipairs, error = select, type, pairs, ipairs, error
@@ -387,6 +407,9 @@ local function map(self, fn, ...)
       return taken(entry:result(time_left()))
     end
   end
+  -- In pcall: a Ctrl-C in the loop's wait then points at the user's loop.
+  local body = iter
+  iter = function() return pass(pcall(body)) end
   local closer = setmetatable({}, { __close = function()
     for j = i, nsub do
       local entry = futs[j]
@@ -428,7 +451,8 @@ function futures.wait(fs, timeout, return_when)
     arg_error("wait", 3, "return_when must be FIRST_COMPLETED, FIRST_EXCEPTION or ALL_COMPLETED, got "
       .. describe(return_when))
   end
-  local done, not_done = core_wait(list, timeout and monotonic() + timeout, return_when)
+  local ok, done, not_done = pcall(core_wait, list, timeout and monotonic() + timeout, return_when)
+  if not ok then rethrow(done) end
   return setmetatable(done, future_list_mt), setmetatable(not_done, future_list_mt)
 end
 
@@ -438,8 +462,10 @@ function futures.as_completed(fs, timeout)
   timeout = check_timeout("as_completed", 2, timeout)
   local deadline = timeout and monotonic() + timeout
   local w = core.waiter(list)
+  local w_next = w.next
   return function()
-    local i = w:next(deadline)
+    local ok, i = pcall(w_next, w, deadline)
+    if not ok then rethrow(i) end
     return i and list[i]
   end, nil, nil, w
 end
