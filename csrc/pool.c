@@ -401,7 +401,7 @@ void pool_open(lua_State *L, const pool_backend *be) {
 
 pool_t *pool_push_new(lua_State *L, const pool_backend *be) {
   lua_Integer max = luaL_checkinteger(L, 1);
-  luaL_argcheck(L, max >= 1 && max <= 100000, 1, "max_workers must be a positive integer");
+  luaL_argcheck(L, max >= 1 && max <= INT_MAX, 1, "max_workers must be between 1 and INT_MAX");
   int has_init = !lua_isnoneornil(L, 2);
   if (has_init) luax_checkcallable(L, 2);
   if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);

@@ -39,6 +39,7 @@ describe("#subprocess an embedding host", function()
     local out, code = run(("%q %q /nonexistent/worker"):format(build .. "/embed/host", script))
     os.remove(script)
     assert.equal(0, code, out)
-    assert.matches("true\tfutures.BrokenProcessPool: cannot start the worker program '/nonexistent/worker'", out, 1, true)
+    -- the error records the script's line that waited for it
+    assert.matches(("true\t%s:2: futures.BrokenProcessPool: cannot start the worker program '/nonexistent/worker'"):format(script), out, 1, true)
   end)
 end)

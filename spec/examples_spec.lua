@@ -157,7 +157,7 @@ check["shutdown.lua"] = function(out)
   assert.truthy(out:match("shutdown%(true, true%) took [%d.]+ s: done done cancelled cancelled cancelled cancelled cancelled cancelled\n"))
   assert.truthy(out:match("shutdown%(false%) took 0%.0 s"))
   has_lines(out, { "later: done done done done",
-    "false\ttrue\tfutures.ShutdownError: cannot schedule new futures after shutdown" })
+    "false\ttrue\texamples/shutdown.lua:40: futures.ShutdownError: cannot schedule new futures after shutdown" })
   -- after shutdown(false), its workers may still be on their way out
   assert.truthy(out:match("<ThreadPoolExecutor max_workers=2 workers=%d pending=0 shutdown>"))
 end
@@ -169,7 +169,7 @@ end
 
 check["map_timeout.lua"] = function(out)
   has_lines(out, { "call 1 returned 1", "call 2 returned 4",
-                   "gave up: futures.TimeoutError: the future did not complete in time" })
+                   "gave up: examples/map_timeout.lua:13: futures.TimeoutError: the future did not complete in time" })
   lacks(out, "call 4 returned")
 end
 

@@ -12,7 +12,7 @@ local function transfer_error(...)
   assert.is_false(ok, "the round trip should have failed")
   assert.is_true(futures.TransferError:is(e), "not a TransferError: " .. tostring(e))
   assert.equal("string", type(e.message))
-  assert.equal("futures.TransferError: " .. e.message, tostring(e))
+  assert.equal(e.where .. " futures.TransferError: " .. e.message, tostring(e))
   return e.message
 end
 

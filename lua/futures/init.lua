@@ -13,15 +13,39 @@ local futures = {
 }
 
 ---------------------------------------------------------------- errors
--- Every error the library raises is a table {message = ...} whose class
--- is known by name, so that `is` still works on a copy that crossed from a
--- worker (a copied metatable is a different table with the same __name).
+-- Every error the library raises is a table {message = ..., where = ...}
+-- whose class is known by name, so that `is` still works on a copy that
+-- crossed from a worker (a copied metatable is a different table with the
+-- same __name).
 local classes = {}
+
+local getinfo = debug and debug.getinfo
+local here = getinfo and getinfo(1, "S").source
+
+-- "file:line:" of the user's code that led here: the first frame, walking
+-- out, that is neither C nor this file and knows its line.  Errors made
+-- while a C function (f:result...) runs get the line that called it.
+local function user_where()
+  if not getinfo then return nil end
+  local level = 2
+  while true do
+    local info = getinfo(level, "Sl")
+    if not info then return nil end
+    if info.what ~= "C" and info.source ~= here and info.currentline > 0 then
+      return info.short_src .. ":" .. info.currentline .. ":"
+    end
+    level = level + 1
+  end
+end
 
 local function new_class(name, parent)
   local cls = { __name = "futures." .. name, name = name, parent = parent }
   cls.__index = cls
-  cls.__tostring = function(e) return cls.__name .. ": " .. tostring(e.message) end
+  cls.__tostring = function(e)
+    local where = rawget(e, "where")
+    local text = cls.__name .. ": " .. tostring(e.message)
+    return type(where) == "string" and where .. " " .. text or text
+  end
   function cls:is(v)
     local mt = getmetatable(v)
     local c = type(mt) == "table" and classes[rawget(mt, "__name")]
@@ -31,8 +55,10 @@ local function new_class(name, parent)
     end
     return false
   end
+  -- Like error(message), the error records where it was made; one made
+  -- in a worker keeps that worker's position when it crosses.
   function cls:new(message)
-    return setmetatable({ message = message }, self)
+    return setmetatable({ message = message, where = user_where() }, self)
   end
   setmetatable(cls, { __call = function(self, message) return self:new(message) end })
   classes[cls.__name] = cls
@@ -54,6 +80,26 @@ core._set_error_ctor(function(name, message)
   return futures[name]:new(message)
 end)
 
+-- A Ctrl-C in a wait that C started for this file (core.wait, w:next,
+-- f:result in map's loop) comes as "<this file>:<line>: interrupted!",
+-- the position of the C function's caller, or bare from under a pcall.
+-- Errors that pass through this file's waits are raised again with the
+-- user's line in its place.
+local here_pos = getinfo and "^" .. getinfo(1, "S").short_src:gsub("%p", "%%%0") .. ":%d+: interrupted!$"
+local function rethrow(e)
+  if type(e) == "string" and (e == "interrupted!" or here_pos and e:find(here_pos)) then
+    local where = user_where()
+    e = where and where .. " interrupted!" or "interrupted!"
+  end
+  error(e, 0)
+end
+
+-- pass(pcall(fn, ...)): fn's results, or its error through rethrow.
+local function pass(ok, ...)
+  if ok then return ... end
+  rethrow((...))
+end
+
 ---------------------------------------------------------------- helpers
 local monotonic = core.monotonic
 local select, type, pairs, ipairs, error = select, type, pairs, ipairs, error
@@ -65,8 +111,6 @@ local function is_future(v) return getmetatable(v) == future_mt end
 
 -- Raises at the caller's line: the first frame outside this file, however
 -- deep in its helpers the check was made.
-local getinfo = debug and debug.getinfo
-local here = getinfo and getinfo(1, "S").source
 local function arg_error(fname, n, msg)
   local level = 3
   if getinfo then
@@ -80,31 +124,64 @@ local function arg_error(fname, n, msg)
   error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), level)
 end
 
+-- A value as a message shows it: 4, "4" (strings quoted, long ones cut),
+-- true, NaN; other types by name (a userdata's __name: FILE*).
+local function literal(v)
+  local t = type(v)
+  if t == "string" then
+    if #v > 40 then v = v:sub(1, 37) .. "..." end
+    return (("%q"):format(v):gsub("\\\n", "\\n"))
+  elseif t == "number" then
+    return v ~= v and "NaN" or tostring(v)
+  elseif t == "boolean" or t == "nil" then
+    return tostring(v)
+  end
+  local mt = getmetatable(v)
+  local name = type(mt) == "table" and rawget(mt, "__name")
+  return type(name) == "string" and name or t
+end
+
+-- The value with its type: 4, string "4", boolean true, nil, table.
+local function describe(v)
+  local t = type(v)
+  if t == "string" or t == "boolean" then return t .. " " .. literal(v) end
+  return literal(v)
+end
+
 -- nil waits forever; a negative timeout counts as 0 (do not wait).
 local function check_timeout(fname, n, t)
   if t == nil then return nil end
-  if type(t) ~= "number" or t ~= t then
-    arg_error(fname, n, "timeout must be a number or nil, got " .. type(t))
+  if type(t) ~= "number" then
+    arg_error(fname, n, "timeout must be a number or nil, got " .. describe(t))
   end
+  if t ~= t then arg_error(fname, n, "timeout is NaN") end
   return t < 0 and 0 or t
 end
 
-local function positive_integer(fname, n, what, v)
-  if math.type(v) ~= "integer" or v < 1 then
-    local i = math.type(v) == "float" and math.tointeger(v)   -- 2.0 is 2; inf, NaN are not
+-- The largest count the C core keeps (an int).
+local INT_MAX = 2147483647
+
+-- v as an integer >= 1 (2.0 is 2) and <= max (default math.maxinteger).
+local function positive_integer(fname, n, what, v, max)
+  max = max or math.maxinteger
+  if type(v) == "number" then
+    local i = math.tointeger(v)
+    local big = i == nil and v >= 2^63 and v < math.huge   -- integral, past the integers
+    if big or (i and i > max) then
+      arg_error(fname, n, ("%s must be at most %d, got %s"):format(what, max, literal(i or v)))
+    end
     if i and i >= 1 then return i end
-    arg_error(fname, n, ("%s must be a positive integer, got %s"):format(what, tostring(v)))
   end
-  return v
+  arg_error(fname, n, ("%s must be a positive integer, got %s"):format(what, describe(v)))
 end
 
 -- A sequence of futures, or a table whose keys are futures, as a list
 -- without duplicates (in input order for a sequence).
 local function future_list(fname, fs)
-  if type(fs) ~= "table" then arg_error(fname, 1, "table of futures expected, got " .. type(fs)) end
+  if type(fs) ~= "table" then arg_error(fname, 1, "table of futures expected, got " .. describe(fs)) end
   local list, seen, n = {}, {}, 0
   local function add(f)
-    if not is_future(f) then arg_error(fname, 1, "table of futures expected, found a " .. type(f)) end
+    if not is_future(f) then arg_error(fname, 1, "table of futures expected, found " .. describe(f) .. " in it") end
     if not seen[f] then seen[f] = true; n = n + 1; list[n] = f end
   end
   if rawget(fs, 1) ~= nil then
@@ -116,24 +193,31 @@ local function future_list(fname, fs)
 end
 
 ---------------------------------------------------------------- executors
+-- 'name' for a string key, [1] for others.
+local function option_name(k)
+  return type(k) == "string" and ("'%s'"):format(k) or "[" .. literal(k) .. "]"
+end
+
 local function parse_options(fname, arg, defaults, allowed)
   local opts = {}
   if type(arg) == "table" then
     for k, v in pairs(arg) do
-      if not allowed[k] then arg_error(fname, 1, ("unknown option '%s'"):format(tostring(k))) end
+      if not allowed[k] then arg_error(fname, 1, "unknown option " .. option_name(k)) end
       opts[k] = v
     end
   elseif arg ~= nil then
     opts.max_workers = arg
   end
   if opts.max_workers == nil then opts.max_workers = defaults.max_workers end
-  opts.max_workers = positive_integer(fname, 1, "max_workers", opts.max_workers)
+  -- Workers start as work comes, so a large max_workers costs nothing
+  -- until used; the core counts them in an int.
+  opts.max_workers = positive_integer(fname, 1, "max_workers", opts.max_workers, INT_MAX)
   if opts.initializer ~= nil and type(opts.initializer) ~= "function"
      and not (getmetatable(opts.initializer) or {}).__call then
-    arg_error(fname, 1, "initializer must be callable")
+    arg_error(fname, 1, "initializer must be callable, got " .. describe(opts.initializer))
   end
   if opts.initargs ~= nil and type(opts.initargs) ~= "table" then
-    arg_error(fname, 1, "initargs must be a table")
+    arg_error(fname, 1, "initargs must be a table, got " .. describe(opts.initargs))
   end
   return opts
 end
@@ -143,22 +227,55 @@ function futures.ThreadPoolExecutor(arg)
     { max_workers = math.min(32, core.cpu_count() + 4) },
     { max_workers = true, initializer = true, initargs = true, thread_name_prefix = true })
   if opts.thread_name_prefix ~= nil and type(opts.thread_name_prefix) ~= "string" then
-    arg_error("ThreadPoolExecutor", 1, "thread_name_prefix must be a string")
+    arg_error("ThreadPoolExecutor", 1, "thread_name_prefix must be a string, got "
+      .. describe(opts.thread_name_prefix))
   end
   -- An empty prefix means the default one, as in Python.
   return core.ThreadPoolExecutor(opts.max_workers, opts.initializer, opts.initargs,
     opts.thread_name_prefix ~= "" and opts.thread_name_prefix or nil)
 end
 
--- An iterable is a sequence table or an iterator function.
-local function iterator_of(fname, n, it)
+-- An iterable is a sequence table or an iterator function.  An empty
+-- table is an empty sequence; a table with entries but no [1] is none.
+local function is_sequence(t) return t[1] ~= nil or next(t) == nil end
+local function is_iterable(v)
+  return type(v) == "function" or type(v) == "table" and is_sequence(v)
+end
+
+-- The iterators of pairs, ipairs and utf8.codes: map calls an iterator
+-- with no arguments, and these need their state.
+local needs_state = { [next] = true, [ipairs({})] = true }
+if utf8 then needs_state[utf8.codes("")] = true; needs_state[utf8.codes("", true)] = true end
+
+-- "(a = 1 ...)": one entry of a table, to show which table it was.
+local function sample(t)
+  local k, v = next(t)
+  local key = type(k) == "string" and k:find("^[%a_][%w_]*$") and k or "[" .. literal(k) .. "]"
+  return ("(%s = %s%s)"):format(key, literal(v), next(t, k) ~= nil and " ..." or "")
+end
+
+-- The k-th iterable of ex:map and the argument after it (if any): an
+-- iterator function followed by a value that is not an iterable is a
+-- generic-for triple passed as it is, e.g. an unparenthesized io.lines(p).
+local function iterator_of(fname, n, it, has_next, after)
   if type(it) == "table" then
+    if not is_sequence(it) then
+      arg_error(fname, n, "sequence expected, got a table with no [1] " .. sample(it))
+    end
     local i = 0
     return function() i = i + 1; return it[i] end
   elseif type(it) == "function" then
+    if needs_state[it] then
+      arg_error(fname, n, "an iterator that needs its state (from pairs, ipairs or utf8.codes): "
+        .. "map calls it with no arguments; pass a sequence table instead")
+    end
+    if has_next and not is_iterable(after) then
+      arg_error(fname, n, "an iterator function followed by its state: wrap the call in "
+        .. "parentheses, as in ex:map(f, (io.lines(path)))")
+    end
     return it
   end
-  arg_error(fname, n, "iterable (table or function) expected, got " .. type(it))
+  arg_error(fname, n, "iterable (table or function) expected, got " .. describe(it))
 end
 
 local map_options = { timeout = true, chunksize = true, buffersize = true }
@@ -171,19 +288,22 @@ local function map(self, fn, ...)
   if type(last) == "table" and rawget(last, 1) == nil and next(last) ~= nil
      and not is_future(last) then
     for k in pairs(last) do
-      if not map_options[k] then arg_error("map", nit + 1, ("unknown option '%s'"):format(tostring(k))) end
+      if not map_options[k] then arg_error("map", nit + 1, "unknown option " .. option_name(k)) end
     end
     opts, nit = last, nit - 1
   end
   if type(fn) ~= "function" and not (getmetatable(fn) or {}).__call then
-    arg_error("map", 1, "callable expected, got " .. type(fn))
+    arg_error("map", 1, "callable expected, got " .. describe(fn))
   end
   if nit == 0 then arg_error("map", 2, "iterable expected") end
   local timeout = check_timeout("map", nit + 2, opts.timeout)
   local buffersize = opts.buffersize and positive_integer("map", nit + 2, "buffersize", opts.buffersize)
   local chunksize = opts.chunksize and positive_integer("map", nit + 2, "chunksize", opts.chunksize) or 1
   local iters = {}
-  for k = 1, nit do iters[k] = iterator_of("map", k + 1, (select(k, ...))) end
+  for k = 1, nit do
+    local it, after = select(k, ...)
+    iters[k] = iterator_of("map", k + 1, it, k < nit, after)
+  end
   local deadline = timeout and monotonic() + timeout
   local submit = self.submit
   local batch = self._map_batch   -- processes: several calls in one message
@@ -287,6 +407,9 @@ local function map(self, fn, ...)
       return taken(entry:result(time_left()))
     end
   end
+  -- In pcall: a Ctrl-C in the loop's wait then points at the user's loop.
+  local body = iter
+  iter = function() return pass(pcall(body)) end
   local closer = setmetatable({}, { __close = function()
     for j = i, nsub do
       local entry = futs[j]
@@ -309,15 +432,28 @@ local return_whens = {
   [core.FIRST_COMPLETED] = true, [core.FIRST_EXCEPTION] = true, [core.ALL_COMPLETED] = true,
 }
 
+-- wait's two sequences print as their futures: {<Future at 0x...>, ...}.
+local future_list_mt = {
+  __tostring = function(t)
+    local parts = {}
+    for i = 1, #t do parts[i] = tostring(t[i]) end
+    return "{" .. table.concat(parts, ", ") .. "}"
+  end,
+}
+local core_wait = core.wait
+
 -- futures.wait(fs [, timeout [, return_when]]) -> done, not_done
 function futures.wait(fs, timeout, return_when)
   local list = future_list("wait", fs)
   timeout = check_timeout("wait", 2, timeout)
   return_when = return_when or core.ALL_COMPLETED
   if not return_whens[return_when] then
-    arg_error("wait", 3, "return_when must be FIRST_COMPLETED, FIRST_EXCEPTION or ALL_COMPLETED")
+    arg_error("wait", 3, "return_when must be FIRST_COMPLETED, FIRST_EXCEPTION or ALL_COMPLETED, got "
+      .. describe(return_when))
   end
-  return core.wait(list, timeout and monotonic() + timeout, return_when)
+  local ok, done, not_done = pcall(core_wait, list, timeout and monotonic() + timeout, return_when)
+  if not ok then rethrow(done) end
+  return setmetatable(done, future_list_mt), setmetatable(not_done, future_list_mt)
 end
 
 -- for f in futures.as_completed(fs [, timeout]) do
@@ -326,8 +462,10 @@ function futures.as_completed(fs, timeout)
   timeout = check_timeout("as_completed", 2, timeout)
   local deadline = timeout and monotonic() + timeout
   local w = core.waiter(list)
+  local w_next = w.next
   return function()
-    local i = w:next(deadline)
+    local ok, i = pcall(w_next, w, deadline)
+    if not ok then rethrow(i) end
     return i and list[i]
   end, nil, nil, w
 end
@@ -339,9 +477,10 @@ function futures.ProcessPoolExecutor(arg)
     { max_workers = true, initializer = true, initargs = true,
       max_tasks_per_child = true, worker = true })
   local mt = opts.max_tasks_per_child
-  if mt ~= nil then mt = positive_integer("ProcessPoolExecutor", 1, "max_tasks_per_child", mt) end
+  if mt ~= nil then mt = positive_integer("ProcessPoolExecutor", 1, "max_tasks_per_child", mt, INT_MAX) end
   if opts.worker ~= nil and type(opts.worker) ~= "string" then
-    arg_error("ProcessPoolExecutor", 1, "worker must be the path of a worker program")
+    arg_error("ProcessPoolExecutor", 1, "worker must be the path of a worker program, got "
+      .. describe(opts.worker))
   end
   return core.ProcessPoolExecutor(opts.max_workers, opts.initializer, opts.initargs,
     nil, mt, opts.worker)
