@@ -78,16 +78,18 @@ int fut_set_running(fut_t *f) {
   return ok;
 }
 
-int fut_cancel(fut_t *f) {
+int fut_cancel(fut_t *f, int interrupt) {
   fut_lock(f);
-  int st = atomic_load(&f->state);
-  if (st == F_PENDING) {
-    msg_free(&f->msg);
+  int st = atomic_load(&f->state), stop = 0;
+  if (st == F_RUNNING && f->stopper && (interrupt || f->stopper->plain)) stop = 1;
+  if (st == F_PENDING || stop) {
+    if (st == F_PENDING) msg_free(&f->msg);   /* running: the worker's until it completes */
     atomic_store(&f->state, F_CANCELLED);
     notify(f);
     st = F_CANCELLED;
   }
   fut_unlock(f);
+  if (stop) f->stopper->stop(f);
   return st == F_CANCELLED;
 }
 

@@ -28,6 +28,15 @@ typedef struct fut_watch {
   int linked;
 } fut_watch;
 
+struct fut;
+
+/* What runs a future, as its cancel sees it: told to stop a call that was
+ * cancelled while running.  Set once, before the future starts. */
+typedef struct fut_stopper {
+  void (*stop)(struct fut *f);   /* any thread, no lock held; f is CANCELLED */
+  int plain;                     /* cancel() without interrupt stops it too */
+} fut_stopper;
+
 typedef struct fut {
   atomic_int refs;
   atomic_int state;
@@ -37,6 +46,8 @@ typedef struct fut {
   owner_t *cb_owner;       /* set once done-callbacks are added; holds a ref */
   owner_job cbjob;         /* posted to cb_owner on completion */
   fifo_node qlink;         /* an executor's queue edits it */
+  const fut_stopper *stopper;  /* NULL: a running call cannot be stopped */
+  void *stop_arg;          /* the stopper's */
   char *traceback;         /* with OUT_ERROR, malloc'd */
   tr_msg msg;              /* the call until it starts, then the outcome */
 } fut_t;
@@ -49,8 +60,10 @@ void fut_unlock(fut_t *f);
 
 /* PENDING -> RUNNING; returns 0 if the future was cancelled meanwhile. */
 int fut_set_running(fut_t *f);
-/* PENDING -> CANCELLED; returns 1 if now (or already) cancelled. */
-int fut_cancel(fut_t *f);
+/* PENDING -> CANCELLED, or RUNNING -> CANCELLED when a stopper can stop
+ * the call (interrupt, or a plain stopper) and then tells it to; returns
+ * 1 if now (or already) cancelled. */
+int fut_cancel(fut_t *f, int interrupt);
 /* RUNNING (or PENDING) -> FINISHED/FAILED with msg's contents (swapped in),
  * outcome and traceback (taken over).  Notifies the watchers and posts the
  * callback job.  Returns 0 if the future was already done. */

@@ -14,6 +14,7 @@
 #include "clock.h"
 #include "future.h"
 #include "luax.h"
+#include "suspend.h"
 #include "transfer.h"
 #include "waiter.h"
 
@@ -126,19 +127,30 @@ static void push_outcome(lua_State *L, int idx, fut_t *f) {
   msg_free(&f->msg);
 }
 
-void future_fail_local(lua_State *L, int idx, future_box *b) {
+void future_finish_local(lua_State *L, int idx, int n, int failed, const char *traceback) {
   idx = lua_absindex(L, idx);
-  lua_createtable(L, 1, 2);
-  lua_insert(L, -2);
-  lua_rawseti(L, -2, 1);
-  lua_pushinteger(L, 1);
+  fut_t *f = ((future_box *)lua_touserdata(L, idx))->f;
+  if (fut_done(atomic_load(&f->state))) {   /* cancelled meanwhile: nobody wants them */
+    lua_pop(L, n);
+    return;
+  }
+  lua_createtable(L, n, 3);
+  lua_insert(L, -n - 1);
+  for (int i = n; i >= 1; i--) lua_rawseti(L, -i - 1, i);
+  lua_pushinteger(L, n);
   lua_setfield(L, -2, "n");
-  lua_pushboolean(L, 1);
-  lua_setfield(L, -2, "err");
+  if (failed) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "err");
+  }
+  if (traceback) {
+    lua_pushstring(L, traceback);
+    lua_setfield(L, -2, "tb");
+  }
   lua_setiuservalue(L, idx, 1);
   tr_msg empty;
   msg_init(&empty);
-  fut_complete(b->f, OUT_ERROR, &empty, NULL);
+  fut_complete(f, failed ? OUT_ERROR : OUT_LOCAL, &empty, traceback ? strdup(traceback) : NULL);
   msg_free(&empty);
 }
 
@@ -151,19 +163,43 @@ static double opt_deadline(lua_State *L, int arg) {
   return clk_now() + t;
 }
 
-/* Waits for the future at stack index 1 to be done; raises on timeout.
- * A future done already returns at once, running nothing else. */
-static fut_t *await(lua_State *L) {
+static void raise_if_cancelled(lua_State *L, fut_t *f) {
+  if (atomic_load(&f->state) == F_CANCELLED) luax_error(L, LUAX_CANCELLED, "the future was cancelled");
+}
+
+/* Waits for the Future at 1 to be done (timeout at 2); raises on timeout.
+ * A future done already returns at once, running nothing else.  In a
+ * spawned coroutine it suspends, with the waiter at 3, and k continues
+ * the method once woken (status LUA_YIELD). */
+static fut_t *await(lua_State *L, int status, lua_KFunction k) {
   fut_t *f = self_fut(L);
-  double deadline = opt_deadline(L, 2);
-  if (!fut_done(atomic_load(&f->state))) {
+  double deadline = status == LUA_OK ? opt_deadline(L, 2) : -1;   /* checked even if done */
+  if (fut_done(atomic_load(&f->state))) {
+    if (status == LUA_YIELD) waiter_box_close(lua_touserdata(L, 3));
+    raise_if_cancelled(L, f);
+    return f;
+  }
+  susp_t *s = susp_current(L);
+  if (!s) {
     if (wait_one(L, f, deadline) == OWNER_TIMEOUT)
       luax_error(L, LUAX_TIMEOUT, "the future did not complete in time");
     fut_settled_state(f);   /* its own callbacks run before the caller goes on */
     owner_run_jobs(L);
+    raise_if_cancelled(L, f);
+    return f;
   }
-  if (atomic_load(&f->state) == F_CANCELLED) luax_error(L, LUAX_CANCELLED, "the future was cancelled");
-  return f;
+  if (status == LUA_OK) {
+    lua_settop(L, 2);
+    waiter_push(L, &f, 1, deadline);
+  }
+  waiter_box *b = lua_touserdata(L, 3);
+  if (b->deadline >= 0 && clk_now() >= b->deadline) {
+    waiter_box_close(b);
+    luax_error(L, LUAX_TIMEOUT, "the future did not complete in time");
+  }
+  waiter_set_wake(&b->w, susp_wake_job(s), ALL_COMPLETED);
+  susp_wait(L, s, b->deadline, 0, k);   /* yields: never returns */
+  return NULL;
 }
 
 /* Fast path: a call that returned one value and holds no outcome table
@@ -201,8 +237,9 @@ static void with_traceback(lua_State *L) {
   lua_pop(L, 1);
 }
 
-static int l_result(lua_State *L) {
-  fut_t *f = await(L);
+static int result_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)ctx;
+  fut_t *f = await(L, status, result_k);
   lua_settop(L, 1);
   future_box *b = lua_touserdata(L, 1);
   if (atomic_load(&f->state) == F_FINISHED && single_result(L, b)) return 1;
@@ -221,14 +258,19 @@ static int l_result(lua_State *L) {
   return n;
 }
 
-static int l_exception(lua_State *L) {
-  fut_t *f = await(L);
+static int l_result(lua_State *L) { return result_k(L, LUA_OK, 0); }
+
+static int exception_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)ctx;
+  fut_t *f = await(L, status, exception_k);
   lua_settop(L, 1);
   push_outcome(L, 1, f);
   if (lua_getfield(L, 2, "err") == LUA_TNIL) return 1;
   lua_rawgeti(L, 2, 1);
   return 1;
 }
+
+static int l_exception(lua_State *L) { return exception_k(L, LUA_OK, 0); }
 
 static int l_traceback(lua_State *L) {
   fut_t *f = self_fut(L);
@@ -238,8 +280,10 @@ static int l_traceback(lua_State *L) {
   return 1;
 }
 
+/* f:cancel([interrupt]) */
 static int l_cancel(lua_State *L) {
-  lua_pushboolean(L, fut_cancel(self_fut(L)));
+  fut_t *f = self_fut(L);
+  lua_pushboolean(L, fut_cancel(f, lua_toboolean(L, 2)));
   owner_run_jobs(L);
   return 1;
 }
@@ -376,15 +420,7 @@ static void check_settable(lua_State *L, fut_t *f) {
 static int l_set_result(lua_State *L) {
   future_box *b = self(L);
   check_settable(L, b->f);
-  int n = lua_gettop(L) - 1;
-  lua_createtable(L, n, 1);
-  for (int i = 1; i <= n; i++) { lua_pushvalue(L, i + 1); lua_rawseti(L, -2, i); }
-  lua_pushinteger(L, n);
-  lua_setfield(L, -2, "n");
-  lua_setiuservalue(L, 1, 1);
-  tr_msg empty;
-  msg_init(&empty);
-  fut_complete(b->f, OUT_LOCAL, &empty, NULL);
+  future_finish_local(L, 1, lua_gettop(L) - 1, 0, NULL);
   owner_run_jobs(L);
   return 0;
 }
@@ -395,7 +431,7 @@ static int l_set_exception(lua_State *L) {
   luaL_argexpected(L, !lua_isnoneornil(L, 2), 2, "error value (not nil)");
   check_settable(L, b->f);
   lua_settop(L, 2);
-  future_fail_local(L, 1, b);
+  future_finish_local(L, 1, 1, 1, NULL);
   owner_run_jobs(L);
   return 0;
 }

@@ -15,8 +15,10 @@ typedef struct future_box {
 future_box *future_push_new(lua_State *L);
 /* The C future of the Future at idx; raises if it is not one. */
 fut_t *future_check(lua_State *L, int idx);
-/* Fails the Future at idx with the error value at the top (popped),
- * before its call ever crossed (a TransferError of its arguments). */
-void future_fail_local(lua_State *L, int idx, future_box *b);
+/* Completes the Future at idx with the n values at the top (popped): the
+ * values returned, or with `failed` one error value (and its traceback,
+ * or NULL).  For outcomes made in this state: set_result, a TransferError
+ * of the arguments, a spawned coroutine.  Dropped if it is done already. */
+void future_finish_local(lua_State *L, int idx, int n, int failed, const char *traceback);
 void future_open(lua_State *L);   /* core.Future into the module table at -1 */
 #endif

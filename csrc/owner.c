@@ -7,6 +7,8 @@
  */
 #include <signal.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 #include "lauxlib.h"
 #include "clock.h"
 #include "grow.h"
@@ -36,6 +38,8 @@ void owner_ref(owner_t *o) { atomic_fetch_add(&o->refs, 1); }
 
 void owner_unref(owner_t *o) {
   if (o && atomic_fetch_sub(&o->refs, 1) == 1) {
+    if (o->efd >= 0) close(o->efd);
+    free(o->timers);
     pthread_mutex_destroy(&o->mu);
     pthread_cond_destroy(&o->cond);
     free(o);
@@ -48,16 +52,114 @@ void owner_signal(owner_t *o) {
   pthread_mutex_unlock(&o->mu);
 }
 
-int owner_post(owner_t *o, owner_job *j) {
-  pthread_mutex_lock(&o->mu);
-  int ok = !o->closed;
-  if (ok) {
+int owner_post_locked(owner_t *o, owner_job *j) {
+  if (o->closed) return 0;
+  if (!j->queued) {
+    if (!o->jobs.head && o->efd >= 0) {   /* the fd turns readable */
+      uint64_t one = 1;
+      if (write(o->efd, &one, sizeof one) < 0) { /* full: readable anyway */ }
+    }
+    j->queued = 1;
     fifo_push(&o->jobs, &j->link);
     atomic_fetch_add(&jobs_queued, 1);
   }
   pthread_cond_broadcast(&o->cond);
+  return 1;
+}
+
+int owner_post(owner_t *o, owner_job *j) {
+  pthread_mutex_lock(&o->mu);
+  int ok = owner_post_locked(o, j);
   pthread_mutex_unlock(&o->mu);
   return ok;
+}
+
+/* ---------------------------------------------------------------- timers */
+
+static void heap_put(owner_t *o, size_t i, owner_timer *t) {
+  o->timers[i] = t;
+  t->slot = i + 1;
+}
+
+static void sift_up(owner_t *o, size_t i) {
+  owner_timer *t = o->timers[i];
+  while (i > 0 && o->timers[(i - 1) / 2]->at > t->at) {
+    heap_put(o, i, o->timers[(i - 1) / 2]);
+    i = (i - 1) / 2;
+  }
+  heap_put(o, i, t);
+}
+
+static void sift_down(owner_t *o, size_t i) {
+  owner_timer *t = o->timers[i];
+  for (;;) {
+    size_t c = 2 * i + 1;
+    if (c >= o->ntimers) break;
+    if (c + 1 < o->ntimers && o->timers[c + 1]->at < o->timers[c]->at) c++;
+    if (o->timers[c]->at >= t->at) break;
+    heap_put(o, i, o->timers[c]);
+    i = c;
+  }
+  heap_put(o, i, t);
+}
+
+void owner_timer_clear(owner_t *o, owner_timer *t) {
+  if (!t->slot) return;
+  size_t i = t->slot - 1;
+  t->slot = 0;
+  owner_timer *last = o->timers[--o->ntimers];
+  if (last == t) return;
+  heap_put(o, i, last);
+  sift_up(o, i);
+  sift_down(o, last->slot - 1);
+}
+
+int owner_timer_set(owner_t *o, owner_timer *t, double at) {
+  owner_timer_clear(o, t);
+  owner_timer **h = grow_array(o->timers, &o->captimers, o->ntimers + 1, sizeof *h);
+  if (!h) return 0;
+  o->timers = h;
+  t->at = at;
+  o->timers[o->ntimers] = t;
+  sift_up(o, o->ntimers++);
+  return 1;
+}
+
+/* Posts the jobs of the timers that are due; the state's thread only. */
+static void post_due(owner_t *o, double now) {
+  while (o->ntimers && o->timers[0]->at <= now) {
+    owner_timer *t = o->timers[0];
+    owner_timer_clear(o, t);
+    owner_post(o, t->job);
+  }
+}
+
+static double next_timer(owner_t *o) { return o->ntimers ? o->timers[0]->at : -1; }
+
+double owner_timeout(lua_State *L) {
+  owner_t *o = owner_get(L);
+  pthread_mutex_lock(&o->mu);
+  int due = o->jobs.head != NULL;
+  pthread_mutex_unlock(&o->mu);
+  if (due) return 0;
+  double at = next_timer(o);
+  if (at < 0) return -1;
+  double left = at - clk_now();
+  return left > 0 ? left : 0;
+}
+
+int owner_fd(lua_State *L) {
+  owner_t *o = owner_get(L);
+  pthread_mutex_lock(&o->mu);
+  if (o->efd < 0) {
+    o->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    uint64_t one = 1;
+    if (o->efd >= 0 && o->jobs.head && write(o->efd, &one, sizeof one) < 0) { /* readable anyway */ }
+  }
+  int fd = o->efd;
+  pthread_mutex_unlock(&o->mu);
+  if (fd < 0) luaL_error(L, "cannot create an event descriptor");
+  return fd;
 }
 
 static void release_exec(exec_ref *e) {
@@ -97,6 +199,7 @@ static int owner_gc(lua_State *L) {
     fifo_node *next = n->next;
     owner_job *j = FIFO_ITEM(n, owner_job, link);
     atomic_fetch_sub(&jobs_queued, 1);
+    j->queued = 0;
     j->ops->drop(j);
     n = next;
   }
@@ -129,6 +232,7 @@ static owner_box *new_box(lua_State *L) {
   pthread_condattr_destroy(&ca);
   clk_mutex_init(&o->mu);
   atomic_init(&o->refs, 1);
+  o->efd = -1;
   b->o = o;
   lua_rawsetp(L, LUA_REGISTRYINDEX, &owner_class);
   return b;
@@ -220,14 +324,20 @@ int owner_raise_interrupt(lua_State *L) {
 static int run_jobs(owner_t *o, lua_State *L, int *interrupted) {
   if (o->running) return 0;
   o->running = 1;
+  post_due(o, clk_now());
   int n = 0;
   while (!*interrupted) {
     pthread_mutex_lock(&o->mu);
     fifo_node *node = fifo_pop(&o->jobs);
+    owner_job *j = node ? FIFO_ITEM(node, owner_job, link) : NULL;
+    if (j) j->queued = 0;
+    else if (o->efd >= 0) {   /* nothing due: the fd stops being readable */
+      uint64_t v;
+      if (read(o->efd, &v, sizeof v) < 0) { /* was not readable */ }
+    }
     pthread_mutex_unlock(&o->mu);
-    if (!node) break;
+    if (!j) break;
     atomic_fetch_sub(&jobs_queued, 1);
-    owner_job *j = FIFO_ITEM(node, owner_job, link);
     n += j->ops->run(L, j, interrupted);
   }
   o->running = 0;
@@ -235,8 +345,12 @@ static int run_jobs(owner_t *o, lua_State *L, int *interrupted) {
 }
 
 int owner_run_jobs(lua_State *L) {
-  if (!atomic_load(&jobs_queued)) return 0;
-  owner_box *b = find_box(L);
+  owner_box *b = NULL;
+  if (!atomic_load(&jobs_queued)) {   /* nothing queued anywhere: only timers can be due */
+    b = find_box(L);
+    if (!b || !b->o || !b->o->ntimers || b->o->timers[0]->at > clk_now()) return 0;
+  }
+  if (!b) b = find_box(L);
   if (!b || !b->o) return 0;
   int interrupted = 0;
   int n = run_jobs(b->o, L, &interrupted);
@@ -251,13 +365,14 @@ int owner_block(lua_State *L, int (*ready)(void *), void *arg, double deadline) 
     int due = 0, rc = -1;
     pthread_mutex_lock(&o->mu);
     for (;;) {
-      if (o->jobs.head && !o->running) { due = 1; break; }
+      double now = clk_now(), timer = o->running ? -1 : next_timer(o);
+      if ((o->jobs.head || (timer >= 0 && timer <= now)) && !o->running) { due = 1; break; }
       if (ready(arg)) { rc = OWNER_READY; break; }
       if (ctrl_c_hooked(m)) { rc = OWNER_INTERRUPTED; break; }
-      double now = clk_now();
       if (deadline >= 0 && now >= deadline) { rc = OWNER_TIMEOUT; break; }
       double until = now + INTERRUPT_SLICE;
       if (deadline >= 0 && deadline < until) until = deadline;
+      if (timer >= 0 && timer < until) until = timer;
       struct timespec ts = clk_from(until);
       pthread_cond_timedwait(&o->cond, &o->mu, &ts);
     }

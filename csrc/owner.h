@@ -34,7 +34,16 @@ typedef struct owner_job_ops {
 struct owner_job {
   fifo_node link;               /* the owner's queue edits it */
   const owner_job_ops *ops;
+  int queued;                   /* under the owner's lock: posted, not yet run */
 };
+
+/* A deadline on the state's own thread: when it passes, its job is posted.
+ * One heap per state; only the state's thread sets or clears timers. */
+typedef struct owner_timer {
+  double at;                    /* absolute monotonic seconds */
+  size_t slot;                  /* heap index + 1; 0 while not set */
+  owner_job *job;
+} owner_timer;
 
 typedef struct owner {
   atomic_int refs;
@@ -42,7 +51,11 @@ typedef struct owner {
   pthread_cond_t cond;          /* CLOCK_MONOTONIC */
   fifo jobs;                    /* under mu */
   int closed;                   /* under mu: the state is gone, post nothing */
-  int running;                  /* the state's own thread only: inside a job */
+  int efd;                      /* under mu: eventfd readable while jobs are queued, or -1 */
+  /* The state's own thread only: */
+  int running;                  /* inside a job */
+  owner_timer **timers;         /* a min-heap on at */
+  size_t ntimers, captimers;
 } owner_t;
 
 /* An executor as the owner sees it, to wait for it at state close. */
@@ -59,9 +72,21 @@ owner_t *owner_get(lua_State *L);
 void owner_ref(owner_t *o);
 void owner_unref(owner_t *o);       /* NULL is fine */
 void owner_signal(owner_t *o);      /* wake the state's blocking call */
-/* Queues j to run in the owner's state and wakes it; 0 (nothing queued)
- * once the state is closed.  Any thread, any lock of the caller's. */
+/* Queues j to run in the owner's state and wakes it (once: a job already
+ * queued stays where it is); 0 (nothing queued) once the state is closed.
+ * Any thread, any lock of the caller's; _locked with o->mu held. */
 int owner_post(owner_t *o, owner_job *j);
+int owner_post_locked(owner_t *o, owner_job *j);
+
+/* Timers, from the state's own thread: set (or move) t to `at`; clear it
+ * (harmless if not set).  Due timers are posted by the state's next
+ * blocking call or poll(). */
+int owner_timer_set(owner_t *o, owner_timer *t, double at);   /* 0 if out of memory */
+void owner_timer_clear(owner_t *o, owner_timer *t);
+/* Seconds until the earliest timer (0 if jobs are due now), or -1 if none. */
+double owner_timeout(lua_State *L);
+/* The state's eventfd, made on first use: readable while jobs are due. */
+int owner_fd(lua_State *L);
 void owner_add_exec(lua_State *L, void *pool, const exec_ops *ops);  /* takes a ref */
 
 /* Blocks the state's thread until ready(arg) (checked under o->mu), the

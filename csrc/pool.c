@@ -39,6 +39,7 @@
 #include "future.h"
 #include "grow.h"
 #include "pool.h"
+#include "suspend.h"
 #include "transfer.h"
 #include "workerstate.h"
 
@@ -238,7 +239,7 @@ static void shutdown_nowait(pool_t *p, int cancel) {
   pthread_mutex_unlock(&p->mu);
   while (n) {
     fifo_node *next = n->next;
-    fut_cancel(QFUT(n));
+    fut_cancel(QFUT(n), 0);
     fut_unref(QFUT(n));
     n = next;
   }
@@ -290,7 +291,7 @@ static int l_submit(lua_State *L) {
   tr_opts o = {p->be->lightuserdata, "argument #%d", 1};
   if (!tr_encode(L, 2, nvals, &f->msg, &o, err)) {
     luax_push_error(L, LUAX_TRANSFER, err);
-    future_fail_local(L, -2, b);
+    future_finish_local(L, -2, 1, 1, NULL);
     return 1;
   }
   int start = 0;
@@ -318,17 +319,28 @@ static int l_submit(lua_State *L) {
   return 1;
 }
 
-/* ex:shutdown([wait [, cancel_futures]]) */
-static int l_shutdown(lua_State *L) {
+/* ex:shutdown([wait [, cancel_futures]]).  In a spawned coroutine the
+ * wait suspends; nothing posts a wake-up when the workers are gone, so it
+ * looks again every SUSP_RECHECK seconds. */
+static int shutdown_k(lua_State *L, int status, lua_KContext ctx) {
   pool_t *p = pool_check(L, 1);
-  int wait = lua_isnoneornil(L, 2) ? 1 : lua_toboolean(L, 2);
-  shutdown_nowait(p, lua_toboolean(L, 3));
-  owner_run_jobs(L);
-  if (wait) {
-    if (owner_block(L, finished, p, -1) == OWNER_INTERRUPTED) return owner_raise_interrupt(L);
-    join(p);
+  if (status == LUA_OK) {
+    shutdown_nowait(p, lua_toboolean(L, 3));
+    owner_run_jobs(L);
+    if (!ctx) return 0;
   }
+  if (!finished(p)) {
+    susp_t *s = susp_current(L);
+    if (s) return susp_wait(L, s, clk_now() + SUSP_RECHECK, ctx, shutdown_k);
+    if (owner_block(L, finished, p, -1) == OWNER_INTERRUPTED) return owner_raise_interrupt(L);
+  }
+  join(p);
   return 0;
+}
+
+static int l_shutdown(lua_State *L) {
+  pool_check(L, 1);
+  return shutdown_k(L, LUA_OK, lua_isnoneornil(L, 2) || lua_toboolean(L, 2));
 }
 
 static int l_close(lua_State *L) {

@@ -4,6 +4,7 @@
 #include "lauxlib.h"
 #include "clock.h"
 #include "owner.h"
+#include "suspend.h"
 #include "sysfuncs.h"
 #include "workerstate.h"
 
@@ -18,14 +19,28 @@ static int l_monotonic(lua_State *L) {
   return 1;
 }
 
-/* futures.sleep(s): s may be huge (math.huge sleeps until Ctrl-C). */
-static int l_sleep(lua_State *L) {
-  lua_Number s = luaL_checknumber(L, 1);
-  luaL_argcheck(L, s == s, 1, "not a number");
-  if (s <= 0) return 0;
-  if (owner_sleep(L, clk_now() + s) == OWNER_INTERRUPTED) return owner_raise_interrupt(L);
+/* futures.sleep(s): s may be huge (math.huge sleeps until Ctrl-C).  In a
+ * spawned coroutine it suspends until its deadline (kept at 2). */
+static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)ctx;
+  susp_t *co = susp_current(L);
+  if (status == LUA_OK) {
+    lua_Number s = luaL_checknumber(L, 1);
+    luaL_argcheck(L, s == s, 1, "not a number");
+    if (s <= 0) return 0;
+    lua_settop(L, 1);
+    lua_pushnumber(L, clk_now() + s);
+  }
+  double deadline = lua_tonumber(L, 2);
+  if (co) {
+    if (clk_now() >= deadline) return 0;
+    return susp_wait(L, co, deadline, 0, sleep_k);
+  }
+  if (owner_sleep(L, deadline) == OWNER_INTERRUPTED) return owner_raise_interrupt(L);
   return 0;
 }
+
+static int l_sleep(lua_State *L) { return sleep_k(L, LUA_OK, 0); }
 
 static int l_getpid(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)getpid());

@@ -1,14 +1,15 @@
 /* The Lua face of waiting on many futures: core.wait (futures.wait),
- * core.waiter (the state of an as_completed loop, a userdata whose __gc
- * and __close unlink it) and core.poll.  The waiting itself is waiter.c's;
- * deduplication and argument checks are the Lua front's. */
+ * core.waiter (the state of an as_completed loop) and core.poll.  The
+ * waiting itself is waiter.c's; in a spawned coroutine each suspends it
+ * instead (suspend.c) and continues here once woken.  Deduplication and
+ * argument checks are the Lua front's. */
 #include "lauxlib.h"
+#include "clock.h"
 #include "future.h"
 #include "luax.h"
+#include "suspend.h"
 #include "waiter.h"
 #include "wait.h"
-
-static const luax_class waiter_class = {"futures.Waiter", NULL};
 
 /* Reads a Lua sequence of Futures at idx; the array is anchored at the
  * stack top. */
@@ -25,19 +26,8 @@ static fut_t **collect(lua_State *L, int idx, int *n) {
   return fs;
 }
 
-/* core.wait(futures, deadline, mode) -> done, not_done (sequences, in input
- * order).  The futures stay referenced by the caller's table meanwhile. */
-static int l_wait(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  double deadline = luaL_optnumber(L, 2, -1);
-  int mode = (int)luaL_optinteger(L, 3, ALL_COMPLETED);
-  int n;
-  fut_t **fs = collect(L, 1, &n);
-  waiter_t w;
-  if (!waiter_init(&w, owner_get(L), fs, n)) return luaL_error(L, "not enough memory");
-  int rc = waiter_block(L, &w, mode, deadline);
-  waiter_release(&w);
-  if (rc == OWNER_INTERRUPTED) return owner_raise_interrupt(L);
+/* done, not_done: the futures of the table at 1, split, in input order. */
+static int split(lua_State *L, fut_t **fs, int n) {
   lua_createtable(L, n, 0);
   lua_createtable(L, 0, 0);
   lua_Integer nd = 0, nn = 0;
@@ -49,30 +39,80 @@ static int l_wait(lua_State *L) {
   return 2;
 }
 
-typedef struct iter_box { waiter_t w; int live; } iter_box;
+/* core.wait(futures, deadline, mode) -> done, not_done.  The futures stay
+ * referenced by the caller's table meanwhile.  Suspended: 4 holds the
+ * array of futures, 5 the waiter. */
+static int wait_k(lua_State *L, int status, lua_KContext ctx) {
+  int mode = (int)ctx, n;
+  susp_t *s = susp_current(L);
+  if (status == LUA_OK) {
+    double deadline = luaL_optnumber(L, 2, -1);
+    lua_settop(L, 3);
+    fut_t **fs = collect(L, 1, &n);
+    if (!s) {
+      waiter_t w;
+      if (!waiter_init(&w, owner_get(L), fs, n)) return luaL_error(L, "not enough memory");
+      int rc = waiter_block(L, &w, mode, deadline);
+      waiter_release(&w);
+      if (rc == OWNER_INTERRUPTED) return owner_raise_interrupt(L);
+      return split(L, fs, n);
+    }
+    waiter_push(L, fs, n, deadline);
+  }
+  fut_t **fs = lua_touserdata(L, 4);
+  waiter_box *b = lua_touserdata(L, 5);
+  n = b->w.n;
+  if (waiter_holds(&b->w, mode) || (b->deadline >= 0 && clk_now() >= b->deadline)) {
+    waiter_box_close(b);
+    return split(L, fs, n);
+  }
+  waiter_set_wake(&b->w, susp_wake_job(s), mode);
+  return susp_wait(L, s, b->deadline, ctx, wait_k);
+}
 
-static int iter_close(lua_State *L) {
-  iter_box *b = luax_checkudata(L, 1, &waiter_class);
-  if (b->live) { waiter_release(&b->w); owner_unref(b->w.owner); b->live = 0; }
-  return 0;
+static int l_wait(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  return wait_k(L, LUA_OK, (lua_KContext)luaL_optinteger(L, 3, ALL_COMPLETED));
 }
 
 /* waiter:next(deadline) -> index of the next completed future, or nil when
  * all were yielded; raises TimeoutError when the deadline passes first. */
-static int iter_next(lua_State *L) {
-  iter_box *b = luax_checkudata(L, 1, &waiter_class);
+static int iter_next_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  waiter_box *b = waiter_box_check(L, 1);
   double deadline = luaL_optnumber(L, 2, -1);
   if (!b->live) return 0;
-  int i, rc = waiter_next(L, &b->w, deadline, &i);
-  if (rc == OWNER_INTERRUPTED) { iter_close(L); return owner_raise_interrupt(L); }
+  waiter_t *w = &b->w;
+  int i, rc;
+  susp_t *s = susp_current(L);
+  if (!s) {
+    rc = waiter_next(L, w, deadline, &i);
+  } else if (waiter_holds(w, EACH_COMPLETED) || w->qhead == w->n) {
+    waiter_set_wake(w, NULL, 0);
+    rc = waiter_next(L, w, deadline, &i);   /* returns at once */
+  } else if (deadline >= 0 && clk_now() >= deadline) {
+    rc = OWNER_TIMEOUT;
+  } else {
+    waiter_set_wake(w, susp_wake_job(s), EACH_COMPLETED);
+    return susp_wait(L, s, deadline, 0, iter_next_k);
+  }
+  if (rc == OWNER_INTERRUPTED) { waiter_box_close(b); return owner_raise_interrupt(L); }
   if (rc == OWNER_TIMEOUT) {
-    lua_pushfstring(L, "%d (of %d) futures unfinished", b->w.n - b->w.qhead, b->w.n);
-    iter_close(L);
+    lua_pushfstring(L, "%d (of %d) futures unfinished", w->n - w->qhead, w->n);
+    waiter_box_close(b);
     return luax_error(L, LUAX_TIMEOUT, lua_tostring(L, -1));
   }
-  if (i < 0) { iter_close(L); return 0; }
+  if (i < 0) { waiter_box_close(b); return 0; }
   lua_pushinteger(L, i + 1);
   return 1;
+}
+
+static int iter_next(lua_State *L) { return iter_next_k(L, LUA_OK, 0); }
+
+static int iter_close(lua_State *L) {
+  waiter_box_close(waiter_box_check(L, 1));
+  return 0;
 }
 
 /* core.waiter(futures) -> an as_completed iterator state. */
@@ -80,15 +120,9 @@ static int l_waiter(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   int n;
   fut_t **fs = collect(L, 1, &n);
-  owner_t *o = owner_get(L);
-  iter_box *b = lua_newuserdatauv(L, sizeof *b, 1);
-  b->live = 0;
-  luax_setclass(L, &waiter_class);
+  waiter_push(L, fs, n, -1);
   lua_pushvalue(L, 1);            /* keeps the futures alive */
   lua_setiuservalue(L, -2, 1);
-  if (!waiter_init(&b->w, o, fs, n)) return luaL_error(L, "not enough memory");
-  owner_ref(o);
-  b->live = 1;
   return 1;
 }
 
@@ -98,17 +132,17 @@ static int l_poll(lua_State *L) {
 }
 
 void wait_open(lua_State *L) {
-  if (luax_newclass(L, &waiter_class)) {
-    lua_pushcfunction(L, iter_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, iter_close);
-    lua_setfield(L, -2, "__close");
+  waiter_box_class(L);
+  if (lua_getfield(L, -1, "__index") != LUA_TTABLE) {
+    lua_pop(L, 1);
     lua_createtable(L, 0, 2);
     lua_pushcfunction(L, iter_next);
     lua_setfield(L, -2, "next");
     lua_pushcfunction(L, iter_close);
     lua_setfield(L, -2, "close");
     lua_setfield(L, -2, "__index");
+  } else {
+    lua_pop(L, 1);
   }
   lua_pop(L, 1);
   static const luaL_Reg funcs[] = {{"wait", l_wait}, {"waiter", l_waiter}, {"poll", l_poll}, {NULL, NULL}};

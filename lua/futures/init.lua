@@ -424,6 +424,12 @@ core.ThreadPoolExecutor_methods.map = map
 ---------------------------------------------------------------- functions
 futures.Future = Future
 futures.poll = core.poll
+-- Coroutines whose waits suspend only themselves, and what a foreign
+-- event loop needs to drive them (csrc/spawn.c).
+futures.spawn = core.spawn
+futures.run = core.run
+futures.fd = core.fd
+futures.timeout = core.timeout
 futures.FIRST_COMPLETED = core.FIRST_COMPLETED
 futures.FIRST_EXCEPTION = core.FIRST_EXCEPTION
 futures.ALL_COMPLETED = core.ALL_COMPLETED

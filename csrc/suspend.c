@@ -1,0 +1,166 @@
+/* Suspending spawned coroutines at library waits.  See suspend.h.
+ *
+ * A record is a userdata anchored in a registry table (keyed by its
+ * coroutine) from its birth until the coroutine ended and no wake-up of
+ * it is queued, so that the job and timer inside it stay valid while the
+ * owner may still run them.  The state's thread alone touches a record;
+ * other threads only post its job (owner_post), under the owner's lock.
+ */
+#include <string.h>
+#include "lauxlib.h"
+#include "luax.h"
+#include "suspend.h"
+
+enum { S_RUNNING, S_WAITING, S_DONE };
+
+struct susp {
+  owner_job job;         /* resumes the coroutine */
+  owner_timer timer;     /* the wait's deadline */
+  owner_t *owner;        /* holds a reference */
+  lua_State *co;
+  int state;             /* S_* */
+  int cancelled;         /* raise CancelledError at the wait */
+  susp_ended_fn ended;
+};
+
+static const luax_class susp_class = {"futures.Coroutine", NULL};
+static const char k_byco, k_mark;
+#define BYCO (&k_byco)   /* registry: coroutine -> record (uservalue 1: the spawner's value) */
+
+static susp_t *of_job(owner_job *j) { return (susp_t *)((char *)j - offsetof(susp_t, job)); }
+
+static void push_byco(lua_State *L) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, BYCO) == LUA_TTABLE) return;
+  lua_pop(L, 1);
+  lua_newtable(L);
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, BYCO);
+}
+
+/* Drops the record's anchor once nothing can reach it any more. */
+static void release(lua_State *L, susp_t *s) {
+  pthread_mutex_lock(&s->owner->mu);
+  int queued = s->job.queued;
+  pthread_mutex_unlock(&s->owner->mu);
+  if (s->state != S_DONE || queued) return;
+  push_byco(L);
+  lua_pushthread(s->co);
+  lua_xmove(s->co, L, 1);
+  lua_pushnil(L);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+}
+
+void susp_resume(lua_State *L, susp_t *s, int nargs) {
+  owner_timer_clear(s->owner, &s->timer);
+  s->state = S_RUNNING;
+  lua_State *co = s->co;
+  lua_xmove(L, co, nargs);
+  int nres, st = lua_resume(co, L, nargs, &nres);
+  if (st == LUA_YIELD && s->state == S_WAITING) {
+    lua_pop(co, nres);   /* the mark: it waits for its wake-up */
+    return;
+  }
+  s->state = S_DONE;
+  if (st == LUA_YIELD) {   /* coroutine.yield: nobody would resume it */
+    lua_settop(co, 0);
+    lua_pushliteral(co, "futures.spawn: the coroutine yielded on its own (coroutine.yield); "
+                        "inside futures.spawn only the library's waits may suspend it: "
+                        "use a coroutine of your own for generators");
+    st = LUA_ERRRUN;
+  }
+  s->ended(L, s, co, st);
+  lua_settop(co, 0);
+  release(L, s);
+}
+
+static int wake_run(lua_State *L, owner_job *j, int *interrupted) {
+  (void)interrupted;
+  susp_t *s = of_job(j);
+  if (s->state != S_WAITING) {   /* ended, or woken twice */
+    release(L, s);
+    return 0;
+  }
+  susp_resume(L, s, 0);
+  return 1;
+}
+
+static void wake_drop(owner_job *j) { (void)j; }   /* the state is closing: so is the record */
+
+static const owner_job_ops wake_ops = {wake_run, wake_drop};
+
+static int susp_gc(lua_State *L) {
+  susp_t *s = luax_checkudata(L, 1, &susp_class);
+  owner_unref(s->owner);
+  s->owner = NULL;
+  return 0;
+}
+
+susp_t *susp_new(lua_State *L, int ud_idx, susp_ended_fn ended) {
+  ud_idx = lua_absindex(L, ud_idx);
+  owner_t *o = owner_get(L);
+  lua_State *co = lua_newthread(L);          /* fn, co */
+  lua_insert(L, -2);
+  lua_xmove(L, co, 1);                       /* the function, into the coroutine */
+  susp_t *s = lua_newuserdatauv(L, sizeof *s, 1);
+  memset(s, 0, sizeof *s);
+  if (luax_newclass(L, &susp_class)) {
+    lua_pushcfunction(L, susp_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  s->job.ops = &wake_ops;
+  s->timer.job = &s->job;
+  s->owner = o;
+  owner_ref(o);
+  s->co = co;
+  s->ended = ended;
+  lua_pushvalue(L, ud_idx);
+  lua_setiuservalue(L, -2, 1);
+  push_byco(L);                              /* co, s, byco */
+  lua_pushvalue(L, -3);
+  lua_pushvalue(L, -3);
+  lua_rawset(L, -3);                         /* byco[co] = s */
+  lua_pop(L, 2);                             /* co */
+  return s;
+}
+
+void susp_push_ud(lua_State *L, susp_t *s) {
+  push_byco(L);
+  lua_pushthread(s->co);
+  lua_xmove(s->co, L, 1);
+  lua_rawget(L, -2);
+  lua_getiuservalue(L, -1, 1);
+  lua_replace(L, -3);
+  lua_pop(L, 1);
+}
+
+susp_t *susp_current(lua_State *L) {
+  if (lua_pushthread(L)) { lua_pop(L, 1); return NULL; }   /* the main thread */
+  if (!lua_isyieldable(L)) { lua_pop(L, 1); return NULL; }
+  push_byco(L);
+  lua_insert(L, -2);
+  susp_t *s = lua_rawget(L, -2) == LUA_TUSERDATA ? lua_touserdata(L, -1) : NULL;
+  lua_pop(L, 2);
+  if (s && s->cancelled) {
+    s->cancelled = 0;   /* once: a coroutine that catches it may go on */
+    luax_error(L, LUAX_CANCELLED, "the future was cancelled");
+  }
+  return s;
+}
+
+int susp_wait(lua_State *L, susp_t *s, double deadline, lua_KContext ctx, lua_KFunction k) {
+  if (deadline >= 0 && !owner_timer_set(s->owner, &s->timer, deadline))
+    return luaL_error(L, "not enough memory");
+  s->state = S_WAITING;
+  lua_pushlightuserdata(L, (void *)&k_mark);
+  return lua_yieldk(L, 1, ctx, k);
+}
+
+owner_job *susp_wake_job(susp_t *s) { return &s->job; }
+
+void susp_cancel(susp_t *s) {
+  if (s->state == S_DONE) return;
+  s->cancelled = 1;
+  owner_post(s->owner, &s->job);
+}

@@ -1,0 +1,48 @@
+/* Suspending a coroutine spawned by futures.spawn at a library wait.
+ *
+ * Every blocking call of the library asks susp_current() first: in a
+ * spawned coroutine that can yield there, it registers a wake-up (the
+ * record's job: a waiter posts it when its futures are done, the timer
+ * when the deadline passes) and yields through susp_wait; elsewhere it
+ * blocks the thread.  The owner runs the job from its next blocking call
+ * or poll(), which resumes the coroutine; the call's continuation then
+ * checks its condition again.  This file knows neither futures nor what a
+ * call waits for; spawn.c makes the records and completes their futures.
+ */
+#ifndef FUTURES_SUSPEND_H
+#define FUTURES_SUSPEND_H
+#include "lua.h"
+#include "owner.h"
+
+typedef struct susp susp_t;
+
+/* What the spawner is told when the coroutine ends: st is lua_resume's
+ * status (LUA_OK: its values are on co's stack; else its error value). */
+typedef void (*susp_ended_fn)(lua_State *L, susp_t *s, lua_State *co, int st);
+
+/* Pushes a new coroutine running the function at the top (popped) and
+ * makes its record; the coroutine stays anchored until it ends.  ud is
+ * the spawner's (any Lua value at index ud_idx, kept with the record). */
+susp_t *susp_new(lua_State *L, int ud_idx, susp_ended_fn ended);
+/* The spawner's value given to susp_new, pushed. */
+void susp_push_ud(lua_State *L, susp_t *s);
+/* Starts or resumes the coroutine with the nargs values at the top of L
+ * (moved to it); returns when it waits, yields or ends. */
+void susp_resume(lua_State *L, susp_t *s, int nargs);
+
+/* The record of L if L is a spawned coroutine that may yield here (raises
+ * CancelledError if its future was cancelled meanwhile), else NULL. */
+susp_t *susp_current(lua_State *L);
+/* Yields L until the record's job is posted (its wake-up) or the absolute
+ * deadline passes (< 0: none); k(L, LUA_YIELD, ctx) continues the call
+ * with its stack as it was.  Never returns: `return susp_wait(...)`. */
+int susp_wait(lua_State *L, susp_t *s, double deadline, lua_KContext ctx, lua_KFunction k);
+/* The job a waiter posts to wake the record's coroutine. */
+owner_job *susp_wake_job(susp_t *s);
+/* Asks the coroutine to raise CancelledError at its wait (now, or at its
+ * next one); from the owner's thread. */
+void susp_cancel(susp_t *s);
+/* At least how often a call waiting for something that posts no wake-up
+ * (an executor's workers leaving) looks again, in seconds. */
+#define SUSP_RECHECK 0.005
+#endif
