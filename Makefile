@@ -66,6 +66,8 @@ deps:
 demo: deps all
 	$(TESTENV) $(LUA) examples/primes.lua
 
+# luv and cqueues: the event loops the coroutine examples and specs drive.
+test: export EXTRA_DEPS += lua-luv lua-cqueues
 test: deps all layers
 	$(TESTENV) $(BUSTED) $(BUSTED_ARGS)
 

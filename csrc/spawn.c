@@ -13,6 +13,15 @@
 #include "spawn.h"
 #include "suspend.h"
 
+static void close_thread(lua_State *co, lua_State *L) {
+#if LUA_VERSION_RELEASE_NUM >= 50406
+  lua_closethread(co, L);
+#else
+  (void)L;
+  lua_resetthread(co);
+#endif
+}
+
 /* The coroutine ended: its values or its error complete the Future (the
  * record's value), unless it was cancelled meanwhile. */
 static void ended(lua_State *L, susp_t *s, lua_State *co, int st) {
@@ -24,11 +33,14 @@ static void ended(lua_State *L, susp_t *s, lua_State *co, int st) {
     lua_xmove(co, L, n);
     future_finish_local(L, fidx, n, 0, NULL);
   } else {
+    /* A coroutine that died keeps its to-be-closed variables open until
+     * it is reset; its traceback is taken before. */
     const char *msg = lua_type(co, -1) == LUA_TSTRING ? lua_tostring(co, -1) : NULL;
     if (!msg) msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(co, -1));
     luaL_traceback(L, co, msg, 0);
     if (lua_type(co, -1) != LUA_TSTRING) lua_remove(L, -2);
     lua_xmove(co, L, 1);                 /* the error value */
+    close_thread(co, L);
     const char *tb = lua_tostring(L, -2);
     future_finish_local(L, fidx, 1, 1, tb);
     lua_pop(L, 1);                       /* the traceback */

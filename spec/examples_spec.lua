@@ -207,6 +207,16 @@ check["game_loop.lua"] = function(out)
   assert.truthy(frames["hero.png"] <= frames["music.ogg"])
 end
 
+check["game_loop_coroutines.lua"] = check["game_loop.lua"]
+
+check["luv_loop.lua"] = function(out)
+  has_lines(out, { "squares: 1 4 9 16", "luv's own timer ticked meanwhile: yes", "loop done" })
+end
+
+check["cqueues_loop.lua"] = function(out)
+  has_lines(out, { "answer: 42, cqueues ticks meanwhile: 3" })
+end
+
 check["primes.lua"] = function(out)
   has_lines(out, { "1099726899285419 is prime: false" })
   assert.truthy(out:match("sequential Lua +[%d.]+ s\n"))

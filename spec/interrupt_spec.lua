@@ -128,6 +128,17 @@ describe("Ctrl-C #interrupt", function()
     ]])
   end)
 
+  it("interrupts futures.run", function()
+    check([[
+      futures.run(function()
+        print("ready")
+        ex:submit(long):result()   -- suspends; run's wait is what Ctrl-C stops
+        print("not reached")
+      end)
+      print("not reached")
+    ]])
+  end)
+
   it("interrupts a wait inside a coroutine", function()
     check([[
       local f = ex:submit(long)
