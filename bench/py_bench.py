@@ -226,7 +226,29 @@ def idle(kind):
     ex.shutdown(wait=True)
 
 
+def c1(kind, n, reps):
+    import asyncio
+    n, reps = int(n), int(reps)
+    with executor(kind) as ex:
+        warm(ex)
+
+        async def one(loop, i):
+            return await loop.run_in_executor(ex, inc, i)
+
+        async def main():
+            loop = asyncio.get_running_loop()
+            return await asyncio.gather(*(one(loop, i) for i in range(n)))
+
+        samples = []
+        for r in range(reps + 1):
+            t0 = clock()
+            asyncio.run(main())
+            if r > 0:
+                samples.append((clock() - t0) / n)
+        emit("coroutines", samples)
+
+
 if __name__ == "__main__":
     print("# python", sys.version.split()[0], flush=True)
     {"w1": w1, "w2": w2, "w3": w3, "w4": w4, "w5": w5, "w6": w6,
-     "idle": idle}[sys.argv[1]](*sys.argv[2:])
+     "idle": idle, "c1": c1}[sys.argv[1]](*sys.argv[2:])

@@ -38,6 +38,7 @@ local CFG = {
   w5 = { sizes = { 1000, 10000, 100000 }, reps = { 31, 11, 3 },
          py_reps = { thread = { 5, 3, 1 }, process = { 3, 1, 0 } } },
   w6 = { n = 1000000, python = { thread = true, process = false } },
+  c1 = { n = 10000, reps = 3, rounds = 3, py_rounds = 2 },
 }
 -- BENCH_QUICK=1: one run of everything at small sizes, to try the script
 -- out; its figures mean nothing.
@@ -50,6 +51,7 @@ if QUICK then
   CFG.w5.sizes, CFG.w5.reps = { 100, 1000, 2000 }, { 1, 1, 1 }
   CFG.w5.py_reps = { thread = { 1, 1, 1 }, process = { 1, 1, 0 } }
   CFG.w6.n = 20000
+  CFG.c1.n, CFG.c1.reps, CFG.c1.rounds, CFG.c1.py_rounds = 1000, 1, 1, 1
 end
 local KINDS = { "thread", "process" }
 local POOL = { thread = "threads", process = "processes" }
@@ -542,6 +544,35 @@ do
     .. "an idle pool of 2 < 1 MB."
 end
 
+---------------------------------------------------------------- C1
+do
+  section("C1")
+  local c = CFG.c1
+  local jobs = {}
+  for _, kind in ipairs(KINDS) do
+    jobs[#jobs + 1] = { label = "C1 coroutines, " .. POOL[kind], rounds = c.rounds,
+      run = function() return ours(kind, "c1", c.n, c.reps) end }
+    jobs[#jobs + 1] = { label = "C1 Python asyncio, " .. POOL[kind], rounds = c.py_rounds,
+      run = function() return py("c1", kind, c.n, c.reps) end }
+  end
+  local got = interleave(jobs)
+  for k, kind in ipairs(KINDS) do
+    local f, p = got[2 * k - 1], got[2 * k]
+    row { label = "C1 spawn+submit+await, us/coroutine", pool = POOL[kind], better = "low",
+      fut = fig(f[1], f[2], "coroutines", 1e6), py = fig(p[1], p[2], "coroutines", 1e6),
+      targets = { min_ratio(10) } }
+    if kind == "thread" then
+      row { label = "C1 spawn + resume once, no pool, us", better = "low",
+        fut = fig(f[1], f[2], "spawn_resume", 1e6), py = "n/a", targets = { at_most(1, " us") } }
+    end
+  end
+  notes[#notes + 1] = ("C1: %d coroutines (futures.spawn), each submitting x -> x + 1 and awaiting it "
+    .. "(f:result() suspends it), against Python's asyncio doing the same with loop.run_in_executor and "
+    .. "gather on the same kind of pool; medians of %d rounds x %d runs (Python %d rounds). "
+    .. "Spawn + resume once: %d coroutines suspended on one bare Future, all resumed when it is set.")
+    :format(c.n, c.rounds, c.reps, c.py_rounds, c.n)
+end
+
 ---------------------------------------------------------------- transfer
 do
   section("T")
@@ -574,7 +605,7 @@ print(("%s benchmarks: %d cores (%s), %s, Python %s, luv %s, 2 workers per pool;
     futures.monotonic() - T0))
 do
   local parts, busy = {}, false
-  for _, name in ipairs { "W1", "W2", "W3", "W4", "W5", "W6", "T" } do
+  for _, name in ipairs { "W1", "W2", "W3", "W4", "W5", "W6", "C1", "T" } do
     local sec = sections[name]
     if sec and sec.others then
       parts[#parts + 1] = ("%s %.2f"):format(name, sec.others)

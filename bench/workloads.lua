@@ -208,4 +208,32 @@ function W.idle(kind)
            children = { counted } }
 end
 
+-- C1: n coroutines, each submitting one tiny call and awaiting it (its
+-- f:result() suspends only the coroutine); and n coroutines that suspend
+-- on one bare Future and are resumed once when it is set, with no pool:
+-- the cost of spawning and resuming itself.
+function W.c1(kind, n, reps)
+  local ex <close> = W.executor(kind)
+  W.warm(ex)
+  local spawn, co, bare_cost = futures.spawn, {}, {}
+  for r = 0, reps do
+    fresh()
+    local t0 = clock()
+    local fs = {}
+    for i = 1, n do fs[i] = spawn(function() return ex:submit(inc, i):result() end) end
+    for i = 1, n do fs[i]:result() end
+    if r > 0 then co[#co + 1] = (clock() - t0) / n end
+    fs = {}
+    fresh()
+    t0 = clock()
+    local bare = futures.Future()
+    local function waiter() return bare:result() end
+    for i = 1, n do fs[i] = spawn(waiter) end
+    bare:set_result(1)   -- resumes every one of them, here
+    if r > 0 then bare_cost[#bare_cost + 1] = (clock() - t0) / n end
+    assert(fs[n]:done())
+  end
+  return { coroutines = co, spawn_resume = bare_cost }
+end
+
 return W

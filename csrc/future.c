@@ -169,13 +169,12 @@ static void raise_if_cancelled(lua_State *L, fut_t *f) {
 
 /* Waits for the Future at 1 to be done (timeout at 2); raises on timeout.
  * A future done already returns at once, running nothing else.  In a
- * spawned coroutine it suspends, with the waiter at 3, and k continues
+ * spawned coroutine it suspends, its deadline at 3, and k continues
  * the method once woken (status LUA_YIELD). */
 static fut_t *await(lua_State *L, int status, lua_KFunction k) {
   fut_t *f = self_fut(L);
   double deadline = status == LUA_OK ? opt_deadline(L, 2) : -1;   /* checked even if done */
   if (fut_done(atomic_load(&f->state))) {
-    if (status == LUA_YIELD) waiter_box_close(lua_touserdata(L, 3));
     raise_if_cancelled(L, f);
     return f;
   }
@@ -190,15 +189,16 @@ static fut_t *await(lua_State *L, int status, lua_KFunction k) {
   }
   if (status == LUA_OK) {
     lua_settop(L, 2);
-    waiter_push(L, &f, 1, deadline);
+    lua_pushnumber(L, deadline);   /* 3: for the continuation */
   }
-  waiter_box *b = lua_touserdata(L, 3);
-  if (b->deadline >= 0 && clk_now() >= b->deadline) {
-    waiter_box_close(b);
+  deadline = lua_tonumber(L, 3);
+  if (deadline >= 0 && clk_now() >= deadline)
     luax_error(L, LUAX_TIMEOUT, "the future did not complete in time");
+  if (!susp_watch(s, f)) {   /* done meanwhile */
+    raise_if_cancelled(L, f);
+    return f;
   }
-  waiter_set_wake(&b->w, susp_wake_job(s), ALL_COMPLETED);
-  susp_wait(L, s, b->deadline, 0, k);   /* yields: never returns */
+  susp_wait(L, s, deadline, 0, k);   /* yields: never returns */
   return NULL;
 }
 

@@ -15,6 +15,8 @@ enum { S_RUNNING, S_WAITING, S_DONE };
 
 struct susp {
   owner_job job;         /* resumes the coroutine */
+  fut_watch watch;       /* susp_watch's node, on `watched` */
+  fut_t *watched;
   owner_timer timer;     /* the wait's deadline */
   owner_t *owner;        /* holds a reference */
   lua_State *co;
@@ -53,6 +55,10 @@ static void release(lua_State *L, susp_t *s) {
 
 void susp_resume(lua_State *L, susp_t *s, int nargs) {
   owner_timer_clear(s->owner, &s->timer);
+  if (s->watched) {
+    fut_watch_remove(s->watched, &s->watch);
+    s->watched = NULL;
+  }
   s->state = S_RUNNING;
   lua_State *co = s->co;
   lua_xmove(L, co, nargs);
@@ -158,6 +164,18 @@ int susp_wait(lua_State *L, susp_t *s, double deadline, lua_KContext ctx, lua_KF
 }
 
 owner_job *susp_wake_job(susp_t *s) { return &s->job; }
+
+static susp_t *of_watch(fut_watch *w) { return (susp_t *)((char *)w - offsetof(susp_t, watch)); }
+
+/* With the future locked (then the owner's lock: the lock order). */
+static void watch_notify(fut_watch *w) { owner_post(of_watch(w)->owner, &of_watch(w)->job); }
+
+int susp_watch(susp_t *s, fut_t *f) {
+  s->watch.notify = watch_notify;
+  if (!fut_watch_add(f, &s->watch)) return 0;
+  s->watched = f;
+  return 1;
+}
 
 void susp_cancel(susp_t *s) {
   if (s->state == S_DONE) return;

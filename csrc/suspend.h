@@ -11,6 +11,7 @@
  */
 #ifndef FUTURES_SUSPEND_H
 #define FUTURES_SUSPEND_H
+#include "fut.h"
 #include "lua.h"
 #include "owner.h"
 
@@ -39,6 +40,10 @@ susp_t *susp_current(lua_State *L);
 int susp_wait(lua_State *L, susp_t *s, double deadline, lua_KContext ctx, lua_KFunction k);
 /* The job a waiter posts to wake the record's coroutine. */
 owner_job *susp_wake_job(susp_t *s);
+/* The common wait on one future, with no waiter to allocate: the record's
+ * own watch node wakes it when f completes (unlinked when it resumes).
+ * 0 if f is done already.  f must stay referenced until then. */
+int susp_watch(susp_t *s, fut_t *f);
 /* Asks the coroutine to raise CancelledError at its wait (now, or at its
  * next one); from the owner's thread. */
 void susp_cancel(susp_t *s);
