@@ -467,6 +467,7 @@ static int l_gc(lua_State *L) {
 }
 
 static int l_new(lua_State *L) {
+  owner_get(L);   /* raises in a finalizer after the state's: its __gc would never run */
   future_push_new(L);
   return 1;
 }

@@ -56,6 +56,7 @@ static const fut_stopper stopper = {stop, 1};
 /* futures.spawn(fn, ...) -> Future */
 static int l_spawn(lua_State *L) {
   luax_checkcallable(L, 1);
+  owner_get(L);   /* raises in a finalizer after the state's, before anything is made */
   int nargs = lua_gettop(L) - 1;
   future_box *b = future_push_new(L);
   int fidx = lua_gettop(L);
