@@ -22,6 +22,7 @@
 #include "futures.h"
 #include "embed.h"
 #include "fut.h"
+#include "grow.h"
 #include "task.h"
 #include "transfer.h"
 #include "wire.h"
@@ -40,16 +41,14 @@ static tr_blob *def_find(defs *d, uint64_t id) {
 }
 
 static int def_add(defs *d, uint64_t id, const unsigned char *code, size_t len) {
-  if (d->n == d->cap) {
-    size_t cap = d->cap ? d->cap * 2 : 16;
-    uint64_t *ids = realloc(d->ids, cap * sizeof *ids);
-    if (!ids) return 0;
-    d->ids = ids;
-    tr_blob **blobs = realloc(d->blobs, cap * sizeof *blobs);
-    if (!blobs) return 0;
-    d->blobs = blobs;
-    d->cap = cap;
-  }
+  size_t capids = d->cap, capblobs = d->cap;
+  uint64_t *ids = grow_array(d->ids, &capids, d->n + 1, sizeof *ids);
+  if (!ids) return 0;
+  d->ids = ids;
+  tr_blob **blobs = grow_array(d->blobs, &capblobs, d->n + 1, sizeof *blobs);
+  if (!blobs) return 0;
+  d->blobs = blobs;
+  d->cap = capblobs;
   tr_blob *b = tr_blob_new((const char *)code, len);
   if (!b) return 0;
   d->ids[d->n] = id;
@@ -100,8 +99,7 @@ static int read_frame(io *x, int *type, wire_rd *r) {
       int rc = wire_frame(x->in.data + x->off, have, type, &payload, &plen, &whole);
       if (rc < 0) return -1;
       if (rc > 0) { r->p = payload; r->end = payload + plen; x->used = whole; return 1; }
-      const unsigned char *h = x->in.data + x->off;
-      size_t need = ((size_t)h[0] | (size_t)h[1] << 8 | (size_t)h[2] << 16 | (size_t)h[3] << 24) + 4;
+      size_t need = wire_announced(x->in.data + x->off) + 4;
       if (need - have > want) want = need - have;
       if (want > (1 << 20)) want = 1 << 20;   /* grow as bytes arrive, not on trust */
     }

@@ -29,6 +29,9 @@ void wire_end(tr_msg *b, size_t start);
 int wire_bytes(tr_msg *b, const void *p, size_t n);       /* 0 on OOM */
 int wire_str(tr_msg *b, const void *p, size_t n);         /* varint length + bytes */
 
+/* The length a frame's 4-byte header announces (of what follows it). */
+size_t wire_announced(const unsigned char *head);
+
 /* Parsing: a complete frame at buf?  1 yes (type, payload, whole length),
  * 0 needs more bytes, -1 malformed (a bad length, or an unknown type byte
  * as soon as it is there). */
