@@ -12,7 +12,10 @@
  *
  * Killing: pmon_signal signals every listed process and leaves the signal
  * in m->kill_sig, so a process spawned a moment later (its future already
- * taken) is signalled as it is listed.
+ * taken) is signalled as it is listed.  A SIGTERM is a request a worker
+ * may not act on (stopped, or ignoring it): after TERM_GRACE the monitor
+ * sends SIGKILL to every process still listed, so the calls they hold fail
+ * with BrokenProcessPool and interpreter exit does not wait for them.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +29,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "clock.h"
 #include "grow.h"
 #include "procmon.h"
 #include "procspawn.h"
@@ -41,6 +45,8 @@ struct pmon_proc {
 };
 
 enum { MON_NONE, MON_RUNNING, MON_STOPPING };
+
+#define TERM_GRACE 1.0   /* seconds from terminate_workers to SIGKILL */
 
 void pmon_init(pmon *m, pool_t *p) {
   memset(m, 0, sizeof *m);
@@ -83,6 +89,17 @@ static void monitor_break(pmon *m, pid_t pid) {
   pool_break(m->p, why);
 }
 
+/* terminate_workers' grace is over: SIGKILL for whoever is still here. */
+static void kill_late(pmon *m) {
+  pthread_mutex_lock(&m->mu);
+  if (m->kill_at > 0 && clk_now() >= m->kill_at) {
+    m->kill_at = 0;
+    m->kill_sig = SIGKILL;
+    for (size_t i = 0; i < m->nprocs; i++) kill(m->procs[i].pid, SIGKILL);
+  }
+  pthread_mutex_unlock(&m->mu);
+}
+
 static void *monitor_main(void *arg) {
   pmon *m = arg;
   struct pollfd *pf = NULL;
@@ -107,8 +124,14 @@ static void *monitor_main(void *arg) {
       pf[n].events = 0;   /* POLLHUP and POLLERR only: results are the proxy's */
       who[n++] = w->pid;
     }
+    int timeout = -1;
+    if (m->kill_at > 0) {
+      double left = m->kill_at - clk_now();
+      timeout = left > 0 ? (int)(left * 1000) + 1 : 0;
+    }
     pthread_mutex_unlock(&m->mu);
-    if (poll(pf, (nfds_t)n, -1) < 0) continue;
+    if (timeout >= 0) kill_late(m);
+    if (poll(pf, (nfds_t)n, timeout) < 0) continue;
     if (pf[0].revents) {
       uint64_t v;
       if (read(m->wake_fd, &v, sizeof v) < 0) { /* nothing to read: fine */ }
@@ -221,6 +244,10 @@ void pmon_signal(pmon *m, int sig) {
   pthread_mutex_lock(&m->mu);
   if (!m->kill_sig) m->kill_sig = sig;
   for (size_t i = 0; i < m->nprocs; i++) kill(m->procs[i].pid, sig);
+  if (sig == SIGTERM && m->kill_at == 0) {
+    m->kill_at = clk_now() + TERM_GRACE;
+    wake(m);
+  }
   pthread_mutex_unlock(&m->mu);
 }
 

@@ -15,6 +15,7 @@ typedef struct pmon {
   pmon_proc *procs;
   size_t nprocs, capprocs;
   int kill_sig;                /* set by pmon_signal: signal newcomers too */
+  double kill_at;              /* after a SIGTERM: when to send SIGKILL (0: never) */
   int nproxies;
   int state;                   /* MON_* in procmon.c */
   pthread_t thread;
