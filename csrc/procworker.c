@@ -22,7 +22,7 @@
 #include "futures.h"
 #include "embed.h"
 #include "fut.h"
-#include "grow.h"
+#include "idmap.h"
 #include "task.h"
 #include "transfer.h"
 #include "wire.h"
@@ -31,35 +31,33 @@
 #define IN_FD 3
 #define OUT_FD 4
 
-/* Code blobs the parent defined, by the parent's id. */
-typedef struct defs { uint64_t *ids; tr_blob **blobs; size_t n, cap; } defs;
+/* Code blobs the parent defined, by the parent's id; the parent bounds
+ * the set (DEF adds, FORGET drops: procdefs.c). */
+static tr_blob *def_find(idmap *d, uint64_t id) { return idmap_get(d, id); }
 
-static tr_blob *def_find(defs *d, uint64_t id) {
-  for (size_t i = d->n; i-- > 0;)
-    if (d->ids[i] == id) return d->blobs[i];
-  return NULL;
-}
-
-static int def_add(defs *d, uint64_t id, const unsigned char *code, size_t len) {
-  size_t capids = d->cap, capblobs = d->cap;
-  uint64_t *ids = grow_array(d->ids, &capids, d->n + 1, sizeof *ids);
-  if (!ids) return 0;
-  d->ids = ids;
-  tr_blob **blobs = grow_array(d->blobs, &capblobs, d->n + 1, sizeof *blobs);
-  if (!blobs) return 0;
-  d->blobs = blobs;
-  d->cap = capblobs;
+static int def_add(idmap *d, uint64_t id, const unsigned char *code, size_t len) {
   tr_blob *b = tr_blob_new((const char *)code, len);
   if (!b) return 0;
-  d->ids[d->n] = id;
-  d->blobs[d->n++] = b;
+  tr_blob *old = idmap_get(d, id);
+  if (!idmap_put(d, id, b)) { tr_blob_unref(b); return 0; }
+  if (old) tr_blob_unref(old);
   return 1;
 }
 
-static void defs_free(defs *d) {
-  for (size_t i = 0; i < d->n; i++) tr_blob_unref(d->blobs[i]);
-  free(d->ids);
-  free(d->blobs);
+static int def_forget(idmap *d, wire_rd *r) {
+  while (r->p < r->end) {
+    uint64_t id;
+    if (!wire_varint(r, &id)) return 0;
+    tr_blob *b = idmap_del(d, id);
+    if (b) tr_blob_unref(b);
+  }
+  return 1;
+}
+
+static void defs_free(idmap *d) {
+  for (size_t i = 0; i < d->cap; i++)
+    if (d->e[i].val) tr_blob_unref(d->e[i].val);
+  idmap_free(d);
 }
 
 /* Results wait in `out` while more calls are already here, so a window of
@@ -129,7 +127,7 @@ static int write_all(const unsigned char *p, size_t n) {
 }
 
 /* A message whose blobs are named by the parent's ids. */
-static int read_by_id(wire_rd *r, defs *d, tr_msg *m) {
+static int read_by_id(wire_rd *r, idmap *d, tr_msg *m) {
   uint64_t nb;
   if (!wire_varint(r, &nb) || nb > (uint64_t)(r->end - r->p)) return 0;
   for (uint64_t i = 0; i < nb; i++) {
@@ -153,7 +151,7 @@ static int send_failed(const char *why) {
   return ok;
 }
 
-static int run_task(lua_State *L, wire_rd *r, defs *d, io *x) {
+static int run_task(lua_State *L, wire_rd *r, idmap *d, io *x) {
   tr_msg *out = &x->out;
   uint64_t taskid;
   tr_msg call, res;
@@ -214,7 +212,7 @@ FUTURES_API int futures_worker_main(int argc, char **argv, void (*init)(lua_Stat
   setvbuf(stdout, NULL, _IOLBF, 0);    /* a task's print shows up at once */
 
   io x = {0};
-  defs d = {0};
+  idmap d = {0};
   wire_rd r;
   int type, status = 2;
   msg_init(&x.in);
@@ -247,6 +245,8 @@ FUTURES_API int futures_worker_main(int argc, char **argv, void (*init)(lua_Stat
     if (type == W_DEF) {
       uint64_t id;
       if (!wire_varint(&r, &id) || !def_add(&d, id, r.p, (size_t)(r.end - r.p))) break;
+    } else if (type == W_FORGET) {
+      if (!def_forget(&d, &r)) break;
     } else if (type == W_INIT) {
       tr_msg call;
       msg_init(&call);

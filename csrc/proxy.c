@@ -32,7 +32,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "clock.h"
-#include "grow.h"
+#include "procdefs.h"
 #include "procspawn.h"
 #include "proxy.h"
 #include "transfer.h"
@@ -44,8 +44,7 @@
 typedef struct proc {
   pid_t pid;                   /* -1: none running */
   int to, from;                /* our ends: tasks out, results in */
-  uint64_t *known;             /* blob ids this process has been sent */
-  size_t nknown, capknown;
+  pdefs defs;                  /* the code blobs it holds */
   long tasks_left;             /* before it retires; -1: never */
 } proc_t;
 
@@ -72,7 +71,7 @@ static int start_process(proxy *x, char *err, size_t errlen) {
   x->pr.pid = s.pid;
   x->pr.to = s.to;
   x->pr.from = s.from;
-  x->pr.nknown = 0;
+  pdefs_clear(&x->pr.defs);
   x->ended = 0;
   const pool_conf *c = pool_config(x->p);
   x->pr.tasks_left = c->max_tasks > 0 ? c->max_tasks : -1;
@@ -102,32 +101,10 @@ static void reap(proxy *x, char *why, size_t len) {
 
 /* ---------------------------------------------------------------- frames */
 
-static int known(proc_t *pr, uint64_t id) {
-  for (size_t i = 0; i < pr->nknown; i++)
-    if (pr->known[i] == id) return 1;
-  return 0;
-}
-
-static int remember(proc_t *pr, uint64_t id) {
-  uint64_t *n = grow_array(pr->known, &pr->capknown, pr->nknown + 1, sizeof *n);
-  if (!n) return 0;
-  pr->known = n;
-  pr->known[pr->nknown++] = id;
-  return 1;
-}
-
-/* Queues DEF frames for the message's blobs this process has not seen,
- * then the frame of the call itself. */
+/* Queues the DEF and FORGET frames the message's blobs need, then the
+ * frame of the call itself. */
 static int put_call(proxy *x, int type, uint64_t id, const tr_msg *m) {
-  for (int i = 0; i < m->nblobs; i++) {
-    tr_blob *b = m->blobs[i];
-    if (known(&x->pr, b->id)) continue;
-    size_t s = wire_begin(&x->out, W_DEF);
-    if (s == (size_t)-1 || !tr_put_varint(&x->out, b->id) || !wire_bytes(&x->out, b->code, b->len) ||
-        !remember(&x->pr, b->id))
-      return 0;
-    wire_end(&x->out, s);
-  }
+  if (!pdefs_send(&x->pr.defs, &x->out, m)) return 0;
   size_t s = wire_begin(&x->out, type);
   if (s == (size_t)-1) return 0;
   if (type == W_TASK && !tr_put_varint(&x->out, id)) return 0;
@@ -344,7 +321,7 @@ void *proxy_main(void *arg) {
     if (x.pr.pid >= 0) kill(x.pr.pid, SIGKILL);
   }
   reap(&x, NULL, 0);
-  free(x.pr.known);
+  pdefs_clear(&x.pr.defs);
   msg_free(&x.out);
   msg_free(&x.in);
   pmon_leave(&x.pd->mon);

@@ -28,7 +28,7 @@ int wire_str(tr_msg *b, const void *p, size_t n) {
 }
 
 static int known_type(int t) {
-  return t == W_HELLO || t == W_DEF || t == W_INIT || t == W_TASK || t == W_RESULT || t == W_FAILED;
+  return t == W_HELLO || t == W_DEF || t == W_FORGET || t == W_INIT || t == W_TASK || t == W_RESULT || t == W_FAILED;
 }
 
 size_t wire_announced(const unsigned char *h) {

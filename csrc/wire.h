@@ -4,7 +4,8 @@
  * and a payload.  Parent to worker:
  *   HELLO  name, path, cpath (each varint length + bytes), max tasks
  *          (varint; 0: the parent ends the worker by closing the pipe)
- *   DEF    wire id (varint), bytecode (rest)   a code blob, sent once per worker
+ *   DEF    wire id (varint), bytecode (rest)   a code blob the worker lacks
+ *   FORGET wire ids (varints, rest)            blobs the worker may drop
  *   INIT   nblobs, wire ids..., message (rest) the initializer call
  *   TASK   task id, nblobs, wire ids..., message (rest)
  * Worker to parent:
@@ -12,7 +13,7 @@
  *          nblobs, (length + bytecode)..., message (rest)
  *   FAILED why (rest)                           the initializer failed
  * Messages are transfer.c encodings; their code blobs travel by id one way
- * (the parent sends each blob to a worker once) and inline the other.
+ * (the parent keeps a bounded set of blobs in each worker: procdefs.c) and inline the other.
  */
 #ifndef FUTURES_WIRE_H
 #define FUTURES_WIRE_H
@@ -20,7 +21,7 @@
 #include <stdint.h>
 #include "msg.h"
 
-enum { W_HELLO = 'H', W_DEF = 'D', W_INIT = 'I', W_TASK = 'T', W_RESULT = 'R', W_FAILED = 'F' };
+enum { W_HELLO = 'H', W_DEF = 'D', W_FORGET = 'X', W_INIT = 'I', W_TASK = 'T', W_RESULT = 'R', W_FAILED = 'F' };
 #define WIRE_MAXFRAME ((size_t)1 << 31)
 
 /* Building: wire_begin returns the frame's start, wire_end patches its length. */

@@ -1,0 +1,50 @@
+-- ProcessPoolExecutor under pressure on what a pool holds: a new function
+-- per call (the code caches of the proxy and the worker stay bounded, and
+-- cost the same per call however many came before), too few descriptors
+-- for all the workers asked for, and a stdout that closes under a task.
+local futures = require "futures"
+local helpers = require "helpers"
+
+local LONG = helpers.LONG
+local contains = helpers.contains
+
+-- The resident set of process pid, in kB.
+local function rss_kb(pid)
+  local fh = assert(io.open("/proc/" .. pid .. "/status"))
+  local s = fh:read("a")
+  fh:close()
+  return tonumber(s:match("VmRSS:%s*(%d+)"))
+end
+
+-- Runs calls first..last, each with a function of its own (loaded from
+-- source, so each has code no other call has), and checks every result.
+local function distinct_calls(px, first, last)
+  local fs = {}
+  for i = first, last do
+    local fn = assert(load("return function() return " .. i .. " end"))()
+    fs[#fs + 1] = px:submit(fn)
+  end
+  for k, f in ipairs(fs) do assert.equal(first + k - 1, f:result(LONG)) end
+end
+
+describe("ProcessPoolExecutor bounds", function()
+  it("a new function per call: bounded worker memory, the same cost per call", function()
+    local px <close> = futures.ProcessPoolExecutor(1)
+    local N = 10000
+    distinct_calls(px, 1, 1000)   -- warm up: the cache fills, the heap settles
+    local pid = px:_pids()[1]
+    local t0 = futures.monotonic()
+    distinct_calls(px, 1001, 1000 + N)
+    local t1, rss1 = futures.monotonic(), rss_kb(pid)
+    distinct_calls(px, 1001 + N, 1000 + 3 * N)
+    local t2, rss2 = futures.monotonic(), rss_kb(pid)
+    assert.equal(pid, px:_pids()[1])
+    -- The worker keeps at most a bounded set of code blobs: 2N more
+    -- functions grow it by far less than they would cost kept (~3 MB).
+    assert.is_true(rss2 - rss1 < 1024, ("worker grew from %d kB to %d kB"):format(rss1, rss2))
+    -- Lookups do not slow down as functions accumulate.
+    local first, second = t1 - t0, t2 - t1
+    assert.is_true(second < 3 * first,
+      ("%d calls took %.2f s, the %d after them %.2f s"):format(N, first, 2 * N, second))
+  end)
+end)
