@@ -162,6 +162,27 @@ fut_t *pool_take(pool_t *p, int wait, fut_t **extra, int more, int *nextra) {
   return f;
 }
 
+void pool_giveback(pool_t *p, fut_t **fs, int n) {
+  pthread_mutex_lock(&p->mu);
+  int broken = p->broken;
+  if (!broken) {
+    for (int i = n; i-- > 0;) {   /* at the head, in their order */
+      fifo_node *q = &fs[i]->qlink;
+      q->next = p->queue.head;
+      p->queue.head = q;
+      if (!p->queue.tail) p->queue.tail = q;
+    }
+    p->npending += n;
+    pthread_cond_broadcast(&p->work);
+  }
+  const char *why = p->broken_msg ? p->broken_msg : "the executor is broken";
+  pthread_mutex_unlock(&p->mu);
+  for (int i = 0; broken && i < n; i++) {   /* broken_msg is set once, never freed before the pool */
+    fut_fail_msg(fs[i], OUT_BROKEN, why);
+    fut_unref(fs[i]);
+  }
+}
+
 /* Takes the whole queue (under the lock); the caller owns the refs. */
 static fifo_node *take_all(pool_t *p) {
   p->npending = 0;

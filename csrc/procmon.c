@@ -251,6 +251,13 @@ void pmon_signal(pmon *m, int sig) {
   pthread_mutex_unlock(&m->mu);
 }
 
+size_t pmon_count(pmon *m) {
+  pthread_mutex_lock(&m->mu);
+  size_t n = m->nprocs;
+  pthread_mutex_unlock(&m->mu);
+  return n;
+}
+
 pid_t *pmon_pids(pmon *m, size_t *n) {
   pthread_mutex_lock(&m->mu);
   pid_t *out = m->nprocs ? malloc(m->nprocs * sizeof *out) : NULL;

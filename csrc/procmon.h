@@ -39,6 +39,9 @@ void pmon_remove(pmon *m, pid_t pid);
 int pmon_watch_begin(pmon *m, pid_t pid);
 void pmon_watch_end(pmon *m, pid_t pid);
 
+/* How many processes are listed (live, or dead and not yet reaped). */
+size_t pmon_count(pmon *m);
+
 /* Signals every listed process, and those listed later. */
 void pmon_signal(pmon *m, int sig);
 

@@ -63,11 +63,13 @@ typedef struct proxy {
   int ended;                   /* the monitor saw the worker end: pump finds out how */
 } proxy;
 
-/* Starts the worker process and queues its HELLO frame. */
-static int start_process(proxy *x, char *err, size_t errlen) {
+static int put_call(proxy *x, int type, uint64_t id, const tr_msg *m);
+
+/* Starts the worker process and queues its HELLO and INIT frames;
+ * *resource: it failed for want of descriptors or processes. */
+static int start_process(proxy *x, char *err, size_t errlen, int *resource) {
   spawned s;
-  int resource;
-  if (!spawn_worker(x->pd->worker_path, &s, err, errlen, &resource)) return 0;
+  if (!spawn_worker(x->pd->worker_path, &s, err, errlen, resource)) return 0;
   x->pr.pid = s.pid;
   x->pr.to = s.to;
   x->pr.from = s.from;
@@ -82,9 +84,10 @@ static int start_process(proxy *x, char *err, size_t errlen) {
   int ok = st != (size_t)-1 && wire_str(&x->out, x->name, strlen(x->name)) &&
            wire_str(&x->out, path, strlen(path)) && wire_str(&x->out, cpath, strlen(cpath)) &&
            tr_put_varint(&x->out, 0);
-  if (!ok) { snprintf(err, errlen, "not enough memory"); return 0; }
-  wire_end(&x->out, st);
-  return 1;   /* send_call queues the INIT frame, if any */
+  if (ok) wire_end(&x->out, st);
+  if (ok && c->has_init) ok = put_call(x, W_INIT, 0, &c->init);
+  if (!ok) snprintf(err, errlen, "not enough memory");
+  return ok;
 }
 
 /* Reaps the worker; describes how it ended into why. */
@@ -182,16 +185,8 @@ static int window(proxy *x) {
   return w < 2 ? 2 : w > WINDOW_MAX ? WINDOW_MAX : (int)w;
 }
 
-/* Sends one call: starts a process if needed.  0 (with why) if none could. */
+/* Sends one call to the running process.  0 (with why) if it could not. */
 static int send_call(proxy *x, fut_t *f, char *why, size_t len) {
-  if (x->pr.pid < 0) {
-    if (!start_process(x, why, len)) return 0;
-    const pool_conf *c = pool_config(x->p);
-    if (c->has_init && !put_call(x, W_INIT, 0, &c->init)) {
-      snprintf(why, len, "not enough memory");
-      return 0;
-    }
-  }
   if (!put_call(x, W_TASK, x->next_id, &f->msg)) {
     snprintf(why, len, "not enough memory");
     return 0;
@@ -245,7 +240,19 @@ static int feed(proxy *x, int room, int *stop, char *why, size_t len) {
   if (!f) { if (idle) *stop = 1; return 1; }
   got[0] = f;
   n++;
-  int ok = 1;
+  int ok = 1, resource = 0;
+  if (x->pr.pid < 0 && !start_process(x, why, len, &resource)) {
+    /* Out of descriptors or processes while other workers run: they take
+     * these calls, and this proxy leaves (a later submit may start one
+     * again).  With no other worker, no call could ever run: break. */
+    if (resource && pmon_count(&x->pd->mon) > 0) {
+      pool_giveback(x->p, got, n);
+      *stop = 1;
+      return 1;
+    }
+    pool_break(x->p, why);   /* first: a failed future means a broken pool */
+    ok = 0;
+  }
   for (int i = 0; i < n; i++) {
     fut_t *c = got[i];
     if (ok && !fut_set_running(c)) { fut_unref(c); continue; }   /* cancelled */

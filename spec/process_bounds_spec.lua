@@ -47,4 +47,46 @@ describe("ProcessPoolExecutor bounds", function()
     assert.is_true(second < 3 * first,
       ("%d calls took %.2f s, the %d after them %.2f s"):format(N, first, 2 * N, second))
   end)
+
+  -- Runs script in a child interpreter under the shell prefix `pre`
+  -- (a ulimit, a pipe); returns what it wrote to the file named by OUT.
+  local function child(pre, script, post)
+    local out = os.tmpname()
+    local cmd = ("%s; OUT=%s %s %s -e %s %s"):format(pre, helpers.shell_quote(out), helpers.child_env(),
+      helpers.LUA, helpers.shell_quote(script), post or "")
+    local p = assert(io.popen("timeout -s KILL 60 sh -c " .. helpers.shell_quote(cmd) .. " 2>&1", "r"))
+    local said = p:read("a")
+    p:close()
+    local fh = assert(io.open(out))
+    local got = fh:read("a")
+    fh:close()
+    os.remove(out)
+    return got, said
+  end
+
+  it("out of descriptors: the workers it has run every call", function()
+    -- 150 calls that all wait at once ask for 150 workers; 200 descriptors
+    -- give about 60.  The calls the others could not start run on those.
+    local got, said = child("ulimit -n 200", [[
+      local futures = require "futures"
+      local helpers = require "helpers"
+      local px <close> = futures.ProcessPoolExecutor(100000)
+      local g = helpers.gate()
+      local fs = {}
+      for i = 1, 150 do
+        fs[i] = px:submit(function(p, x) require("helpers").await_gate(p); return x end, g.path, i)
+      end
+      g.open()
+      local ok, bad = 0, {}
+      for i, f in ipairs(fs) do
+        local e = f:exception(helpers.LONG)
+        if e == nil and f:result() == i then ok = ok + 1 else bad[#bad + 1] = tostring(e) end
+      end
+      g.close()
+      local fh = io.open(os.getenv("OUT"), "w")
+      fh:write(ok, " ", #px:_pids() < 150 and "fewer" or "all", "\n", bad[1] or "")
+      fh:close()
+    ]])
+    assert.equal("150 fewer\n", got, said)
+  end)
 end)
