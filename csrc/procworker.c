@@ -3,7 +3,8 @@
  *
  * It reads frames (wire.h) from descriptor 3 and writes results to
  * descriptor 4, one task at a time, in order.  Its stdout and stderr are
- * the parent's; it ignores SIGINT (Ctrl-C is for the parent's wait) and dies
+ * the parent's; it ignores SIGINT (Ctrl-C is for the parent's wait) and
+ * SIGPIPE (a closed stdout fails the task's write, not the worker), and dies
  * with its parent.  It exits 0 when the parent closes the task pipe or after
  * max_tasks_per_child tasks, non-zero on a malformed frame or a failed
  * initializer (after telling the parent why).
@@ -198,6 +199,11 @@ FUTURES_API int futures_worker_main(int argc, char **argv, void (*init)(lua_Stat
   /* The pool starts us with SIGINT blocked; once ignored, a pending one
    * is discarded and it can be unblocked. */
   signal(SIGINT, SIG_IGN);
+  /* stdout is the parent's and may be a pipe whose reader left (`| head`):
+   * a task's write then fails with EPIPE in that task, instead of the
+   * signal killing the worker and breaking the pool.  posix_spawn gave us
+   * default dispositions; this one is ours to set. */
+  signal(SIGPIPE, SIG_IGN);
   sigset_t intr;
   sigemptyset(&intr);
   sigaddset(&intr, SIGINT);

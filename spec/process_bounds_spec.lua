@@ -89,4 +89,28 @@ describe("ProcessPoolExecutor bounds", function()
     ]])
     assert.equal("150 fewer\n", got, said)
   end)
+
+  it("a stdout whose reader left fails the task's write, not the pool", function()
+    local got, said = child("true", [[
+      local futures = require "futures"
+      local px <close> = futures.ProcessPoolExecutor(1)
+      local f = px:submit(function()
+        local line = string.rep("x", 99) .. "\n"
+        for _ = 1, 10000 do   -- far more than the pipe holds
+          local ok, err = io.stdout:write(line)
+          if not ok then return err end
+          io.stdout:flush()
+        end
+        return "all written"
+      end)
+      local e1 = f:exception(10)
+      local r1 = e1 == nil and f:result() or tostring(e1)
+      local g = px:submit(function() return "alive" end)
+      local e2 = g:exception(10)
+      local fh = io.open(os.getenv("OUT"), "w")
+      fh:write(r1, "\n", e2 == nil and g:result() or tostring(e2))
+      fh:close()
+    ]], "| true")
+    contains(got .. said, "Broken pipe\nalive")
+  end)
 end)
