@@ -2,7 +2,7 @@
  *
  * Processes are spawned with posix_spawn (nothing runs between fork and
  * exec) from the worker program found next to core.so, with the task pipe
- * as fd 3 and the result pipe as fd 4; every descriptor of ours is
+ * as fd 3, the result pipe as fd 4 and the claim page (claim.c) as fd 5; every descriptor of ours is
  * close-on-exec and the worker closes anything else it inherited.  The
  * child starts with default signal dispositions and SIGINT blocked until it
  * has set its own.  Whoever spawns reaps: spawn_reap waits for the exit and
@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "claim.h"
 #include "procspawn.h"
 
 extern char **environ;
@@ -29,7 +30,7 @@ void spawn_describe_end(char *why, size_t len, pid_t pid, int signo, int code) {
   else snprintf(why, len, " (worker %d ended)", (int)pid);
 }
 
-static int high_fd(int fd) {   /* away from 0..4, which the worker uses */
+static int high_fd(int fd) {   /* away from 0..5, which the worker uses */
   int h = fcntl(fd, F_DUPFD_CLOEXEC, 10);
   close(fd);
   return h;
@@ -39,7 +40,7 @@ static int lack_of_resources(int e) {
   return e == EMFILE || e == ENFILE || e == EAGAIN || e == ENOMEM;
 }
 
-int spawn_worker(const char *path, spawned *s, char *err, size_t errlen, int *resource) {
+int spawn_worker(const char *path, int claim_fd, spawned *s, char *err, size_t errlen, int *resource) {
   int tp[2], rp[2];
   *resource = 0;
   /* posix_spawn may report a program that cannot run only as an exit
@@ -81,6 +82,7 @@ int spawn_worker(const char *path, spawned *s, char *err, size_t errlen, int *re
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, tp[0], 3);
   posix_spawn_file_actions_adddup2(&fa, rp[1], 4);
+  posix_spawn_file_actions_adddup2(&fa, claim_fd, CLAIM_FD);
   posix_spawnattr_init(&at);
   posix_spawnattr_setsigmask(&at, &intr);
   posix_spawnattr_setsigdefault(&at, &all);

@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "claim.h"
 #include "clock.h"
 #include "procdefs.h"
 #include "procspawn.h"
@@ -39,12 +40,14 @@
 #include "wire.h"
 
 #define WINDOW_MAX 256
+#define RECLAIM_AFTER 0.003   /* seconds a call runs before those behind it move */
 #define BROKEN_MSG "A process in the process pool was terminated abruptly while the future was running or pending."
 
 typedef struct proc {
   pid_t pid;                   /* -1: none running */
   int to, from;                /* our ends: tasks out, results in */
   pdefs defs;                  /* the code blobs it holds */
+  claim_t *claim;              /* which calls sent it has started */
   long tasks_left;             /* before it retires; -1: never */
 } proc_t;
 
@@ -54,13 +57,14 @@ typedef struct proxy {
   const char *name;
   proc_t pr;
   fut_t *inflight[WINDOW_MAX];
+  uint64_t ids[WINDOW_MAX];    /* their task ids */
   int head, count;             /* ring of calls sent, in order */
-  uint64_t next_id;            /* task id of inflight[head] is first_id */
-  uint64_t first_id;
+  uint64_t next_id;            /* the id of the next call sent */
   tr_msg out, in;              /* bytes to write / read so far */
   size_t outoff;
   double avg, mark;            /* seconds per call (EWMA); last result time */
   int ended;                   /* the monitor saw the worker end: pump finds out how */
+  int reclaiming;              /* calls were taken back: none ahead until the next result */
 } proxy;
 
 static int put_call(proxy *x, int type, uint64_t id, const tr_msg *m);
@@ -69,12 +73,22 @@ static int put_call(proxy *x, int type, uint64_t id, const tr_msg *m);
  * *resource: it failed for want of descriptors or processes. */
 static int start_process(proxy *x, char *err, size_t errlen, int *resource) {
   spawned s;
-  if (!spawn_worker(x->pd->worker_path, &s, err, errlen, resource)) return 0;
+  int cfd;
+  claim_free(x->pr.claim);
+  if (!(x->pr.claim = claim_create(x->next_id, &cfd))) {
+    *resource = errno == EMFILE || errno == ENFILE || errno == ENOMEM;
+    snprintf(err, errlen, "cannot create the claim page for a worker: %s", strerror(errno));
+    return 0;
+  }
+  int started = spawn_worker(x->pd->worker_path, cfd, &s, err, errlen, resource);
+  close(cfd);
+  if (!started) return 0;
   x->pr.pid = s.pid;
   x->pr.to = s.to;
   x->pr.from = s.from;
   pdefs_clear(&x->pr.defs);
   x->ended = 0;
+  x->reclaiming = 0;
   const pool_conf *c = pool_config(x->p);
   x->pr.tasks_left = c->max_tasks > 0 ? c->max_tasks : -1;
   pmon_add(&x->pd->mon, s.pid, s.from);
@@ -122,7 +136,6 @@ static void fail_inflight(proxy *x, const char *why) {
     fut_t *f = x->inflight[x->head];
     x->head = (x->head + 1) % WINDOW_MAX;
     x->count--;
-    x->first_id++;
     fut_fail_msg(f, OUT_BROKEN, why);
     fut_unref(f);
   }
@@ -148,7 +161,7 @@ static int take_results(proxy *x, char *why, size_t len) {
     size_t tblen;
     tr_msg m;
     msg_init(&m);
-    if (type != W_RESULT || !wire_varint(&r, &id) || id != x->first_id || x->count == 0 ||
+    if (type != W_RESULT || !wire_varint(&r, &id) || x->count == 0 || id != x->ids[x->head] ||
         r.p >= r.end || *r.p > OUT_TRANSFER) {
       snprintf(why, len, "the worker sent a malformed frame");
       return 0;
@@ -162,7 +175,7 @@ static int take_results(proxy *x, char *why, size_t len) {
     fut_t *f = x->inflight[x->head];
     x->head = (x->head + 1) % WINDOW_MAX;
     x->count--;
-    x->first_id++;
+    x->reclaiming = 0;
     fut_complete(f, outcome, &m, tblen ? strndup((const char *)tb, tblen) : NULL);
     msg_free(&m);
     fut_unref(f);
@@ -178,8 +191,10 @@ static int take_results(proxy *x, char *why, size_t len) {
   return 1;
 }
 
+/* No call is sent ahead before one was timed (the next may be long, and
+ * other workers may be starting), nor while a reclaim is answered. */
 static int window(proxy *x) {
-  if (x->avg <= 0) return 2;
+  if (x->avg <= 0 || x->reclaiming) return 1;
   if (x->avg > 0.005) return 1;
   double w = 0.002 / x->avg;
   return w < 2 ? 2 : w > WINDOW_MAX ? WINDOW_MAX : (int)w;
@@ -191,9 +206,11 @@ static int send_call(proxy *x, fut_t *f, char *why, size_t len) {
     snprintf(why, len, "not enough memory");
     return 0;
   }
-  msg_free(&f->msg);   /* the call is on its way */
+  /* f->msg stays until the call completes: a call sent ahead and skipped
+   * goes to another worker. */
   if (x->count == 0) x->mark = clk_now();
   x->inflight[(x->head + x->count) % WINDOW_MAX] = f;
+  x->ids[(x->head + x->count) % WINDOW_MAX] = x->next_id;
   x->count++;
   x->next_id++;
   if (x->pr.tasks_left > 0) x->pr.tasks_left--;
@@ -202,10 +219,10 @@ static int send_call(proxy *x, fut_t *f, char *why, size_t len) {
 
 /* Moves bytes both ways until something was read; 0 when the worker ended
  * (EOF or an error on its pipes). */
-static int pump(proxy *x) {
+static int pump(proxy *x, int timeout_ms) {
   struct pollfd pf[2] = {{x->pr.from, POLLIN, 0}, {x->pr.to, POLLOUT, 0}};
   int n = x->outoff < x->out.len ? 2 : 1;
-  if (poll(pf, (nfds_t)n, -1) < 0) return errno == EINTR;
+  if (poll(pf, (nfds_t)n, timeout_ms) < 0) return errno == EINTR;
   if (n == 2 && (pf[1].revents & (POLLOUT | POLLERR | POLLHUP))) {
     ssize_t w = write(x->pr.to, x->out.data + x->outoff, x->out.len - x->outoff);
     if (w > 0) {
@@ -223,6 +240,35 @@ static int pump(proxy *x) {
     x->in.len += (size_t)r;
   }
   return 1;
+}
+
+/* Calls sent ahead wait behind the one running; once it has run for
+ * RECLAIM_AFTER (and well past the usual time per call) while another
+ * worker is idle, those not started are taken back (claim.c) and given
+ * back to the queue, for that worker.  Returns the poll timeout until the
+ * next look (ms, -1: none). */
+static int reclaim_timer(proxy *x) {
+  if (x->count < 2 || x->reclaiming) return -1;
+  double due = x->mark + RECLAIM_AFTER + 4 * x->avg, now = clk_now();
+  if (now < due) return (int)((due - now) * 1000) + 1;
+  if (!pool_idle_workers(x->p)) return (int)(RECLAIM_AFTER * 1000);
+  uint64_t from = claim_take_back(x->pr.claim, x->next_id);
+  if (from == x->next_id) return 1;   /* the worker started one meanwhile: soon again */
+  fut_t *back[WINDOW_MAX];
+  int n = 0;
+  while (x->count > 0 && x->ids[(x->head + x->count - 1) % WINDOW_MAX] >= from) {
+    back[n++] = x->inflight[(x->head + x->count - 1) % WINDOW_MAX];
+    x->count--;
+    if (x->pr.tasks_left >= 0) x->pr.tasks_left++;
+  }
+  for (int i = 0; i < n / 2; i++) {   /* back in the order they were sent */
+    fut_t *t = back[i];
+    back[i] = back[n - 1 - i];
+    back[n - 1 - i] = t;
+  }
+  x->reclaiming = 1;
+  pool_giveback(x->p, back, n);
+  return -1;
 }
 
 /* Takes up to `room` calls (waiting for the first only if nothing is in
@@ -290,7 +336,7 @@ void *proxy_main(void *arg) {
     if (x.pr.pid >= 0 && x.pr.tasks_left == 0 && x.count == 0 && x.outoff == x.out.len) {
       close(x.pr.to);   /* end of input: the worker exits */
       x.pr.to = -1;
-      while (pump(&x))
+      while (pump(&x, -1))
         ;
       if (x.in.len && !take_results(&x, why, sizeof why)) { broken = 1; break; }
       reap(&x, NULL, 0);
@@ -309,7 +355,7 @@ void *proxy_main(void *arg) {
     /* Nothing in flight (every call taken was cancelled): wait for work,
      * not on a worker that has nothing to say. */
     if (x.count == 0 && x.outoff == x.out.len && !x.ended) continue;
-    if (!pump(&x)) {
+    if (!pump(&x, reclaim_timer(&x))) {
       /* The worker ended.  Results it wrote before are still good. */
       int good = take_results(&x, why, sizeof why);
       if (good && !x.in.len && x.count == 0 && x.pr.tasks_left == 0) { reap(&x, NULL, 0); continue; }
@@ -329,6 +375,7 @@ void *proxy_main(void *arg) {
   }
   reap(&x, NULL, 0);
   pdefs_clear(&x.pr.defs);
+  claim_free(x.pr.claim);
   msg_free(&x.out);
   msg_free(&x.in);
   pmon_leave(&x.pd->mon);
