@@ -2,8 +2,9 @@
  * no thread, lock, descriptor or Lua state of the parent is inherited.
  *
  * It reads frames (wire.h) from descriptor 3 and writes results to
- * descriptor 4, one task at a time, in order.  Its stdout and stderr are
- * the parent's; it ignores SIGINT (Ctrl-C is for the parent's wait) and
+ * descriptor 4, one task at a time, in order; descriptor 5 is the page on
+ * which it claims each task before starting it (claim.c).  Its stdout
+ * and stderr are the parent's; it ignores SIGINT (Ctrl-C is for the parent's wait) and
  * SIGPIPE (a closed stdout fails the task's write, not the worker), and dies
  * with its parent.  It exits 0 when the parent closes the task pipe or after
  * max_tasks_per_child tasks, non-zero on a malformed frame or a failed

@@ -3,7 +3,8 @@
  * DESIGN
  * Each worker process has a proxy thread in the parent (a pool.c worker
  * thread).  The proxy takes futures from the shared queue, marks them
- * RUNNING (a call sent ahead counts as running, as in Python), writes them
+ * RUNNING (a call in the send-ahead window counts as running, as in
+ * Python), writes them
  * as frames (wire.h) and reads results back in order, completing the
  * futures with the encoded outcome; the owning state decodes it.  The proxy
  * never blocks on one pipe while the other could stall: both ends are
@@ -12,8 +13,17 @@
  *
  * Window: how many calls a worker may have in flight.  It follows the
  * measured time per call: many for tiny calls (one write and one read carry
- * a batch, so a call costs no syscall of its own), one for slow calls (no
- * call waits behind a long one while another worker idles).
+ * a batch, so a call costs no syscall of its own), one for slow calls and
+ * before any call was timed.  No call waits behind another while a worker
+ * is free: pool_take hands a busy proxy a call ahead only when no worker
+ * is idle and none could still be started, and calls sent ahead are not
+ * committed.  The worker starts each only by claiming it in a page shared
+ * with the proxy (claim.c); when the running call has gone on for
+ * RECLAIM_AFTER while a worker idles, the proxy takes back the calls not
+ * started and returns them, pending again, to the head of the queue.  A
+ * call is owned by exactly one of the two, so it runs at most once and
+ * its future completes once.  A call's message stays with its future
+ * until it completes, so a call taken back can be sent again.
  *
  * Processes (procspawn.c): a worker retires after max_tasks_per_child calls
  * and a new one starts with the next call.  One that dies otherwise, or
