@@ -6,6 +6,10 @@ local futures = require "futures"
 local helpers = require "helpers"
 
 local LONG = helpers.LONG
+-- Under `make sanitize`/`make tsan` the worker keeps freed memory in
+-- quarantine: its resident set says nothing about what it holds.
+local test_lua = os.getenv("FUTURES_TEST_LUA")
+local SANITIZED = test_lua ~= nil and test_lua ~= "lua5.4"
 local contains = helpers.contains
 
 -- The resident set of process pid, in kB.
@@ -42,7 +46,7 @@ describe("ProcessPoolExecutor bounds", function()
     assert.equal(pid, px:_pids()[1])
     -- The worker keeps at most a bounded set of code blobs: 2N more
     -- functions grow it by far less than they would cost kept (~3 MB).
-    assert.is_true(rss2 - rss1 < 1024, ("worker grew from %d kB to %d kB"):format(rss1, rss2))
+    assert.is_true(SANITIZED or rss2 - rss1 < 1024, ("worker grew from %d kB to %d kB"):format(rss1, rss2))
     -- Lookups do not slow down as functions accumulate.
     local first, second = t1 - t0, t2 - t1
     assert.is_true(second < 3 * first,
