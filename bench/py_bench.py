@@ -226,6 +226,24 @@ def idle(kind):
     ex.shutdown(wait=True)
 
 
+def w7(kind, reps):
+    # A fresh pool of 2 per run (its start is timed): one 0.6 s call, then
+    # ten 0.05 s calls; when the last short call and when every call is done.
+    makespan, last_short = [], []
+    for _ in range(int(reps)):
+        ex = executor(kind)
+        t0 = clock()
+        long = ex.submit(nap, 0.6)
+        shorts = [ex.submit(nap, 0.05) for _ in range(10)]
+        wait(shorts)
+        last_short.append(clock() - t0)
+        long.result()
+        makespan.append(clock() - t0)
+        ex.shutdown(wait=True)
+    emit("makespan", makespan)
+    emit("last_short", last_short)
+
+
 def c1(kind, n, reps):
     import asyncio
     n, reps = int(n), int(reps)
@@ -251,4 +269,4 @@ def c1(kind, n, reps):
 if __name__ == "__main__":
     print("# python", sys.version.split()[0], flush=True)
     {"w1": w1, "w2": w2, "w3": w3, "w4": w4, "w5": w5, "w6": w6,
-     "idle": idle, "c1": c1}[sys.argv[1]](*sys.argv[2:])
+     "w7": w7, "idle": idle, "c1": c1}[sys.argv[1]](*sys.argv[2:])

@@ -38,6 +38,7 @@ local CFG = {
   w5 = { sizes = { 1000, 10000, 100000 }, reps = { 31, 11, 3 },
          py_reps = { thread = { 5, 3, 1 }, process = { 3, 1, 0 } } },
   w6 = { n = 1000000, python = { thread = true, process = false } },
+  w7 = { reps = 3, rounds = 3, py_rounds = 3 },
   c1 = { n = 10000, reps = 3, rounds = 3, py_rounds = 2 },
 }
 -- BENCH_QUICK=1: one run of everything at small sizes, to try the script
@@ -51,7 +52,14 @@ if QUICK then
   CFG.w5.sizes, CFG.w5.reps = { 100, 1000, 2000 }, { 1, 1, 1 }
   CFG.w5.py_reps = { thread = { 1, 1, 1 }, process = { 1, 1, 0 } }
   CFG.w6.n = 20000
+  CFG.w7.reps, CFG.w7.rounds, CFG.w7.py_rounds = 1, 1, 1
   CFG.c1.n, CFG.c1.reps, CFG.c1.rounds, CFG.c1.py_rounds = 1000, 1, 1, 1
+end
+-- BENCH_ONLY=W7 (a comma-separated list of W1..W7, C1, T): only those
+-- workloads, to look at one of them.
+local ONLY = os.getenv("BENCH_ONLY")
+local function want(name)
+  return not ONLY or (("," .. ONLY .. ","):find("," .. name .. ",", 1, true) ~= nil)
 end
 local KINDS = { "thread", "process" }
 local POOL = { thread = "threads", process = "processes" }
@@ -342,7 +350,7 @@ local function section(name)
 end
 
 ---------------------------------------------------------------- W1
-do
+if want("W1") then
   section("W1")
   local c = CFG.w1
   local jobs = {}
@@ -371,7 +379,7 @@ do
 end
 
 ---------------------------------------------------------------- W2
-do
+if want("W2") then
   section("W2")
   local c = CFG.w2
   local jobs = {
@@ -413,7 +421,7 @@ do
 end
 
 ---------------------------------------------------------------- W3
-do
+if want("W3") then
   section("W3")
   local c = CFG.w3
   local mb = c.tasks * c.n * 8 / 1e6
@@ -454,7 +462,7 @@ do
 end
 
 ---------------------------------------------------------------- W4
-do
+if want("W4") then
   section("W4")
   local c = CFG.w4
   local jobs = {}
@@ -478,7 +486,7 @@ do
 end
 
 ---------------------------------------------------------------- W5
-do
+if want("W5") then
   section("W5")
   local c = CFG.w5
   for _, kind in ipairs(KINDS) do
@@ -509,7 +517,7 @@ do
 end
 
 ---------------------------------------------------------------- W6
-do
+if want("W6") then
   section("W6")
   local c = CFG.w6
   for _, kind in ipairs(KINDS) do
@@ -544,8 +552,43 @@ do
     .. "an idle pool of 2 < 1 MB."
 end
 
+---------------------------------------------------------------- W7
+-- Mixed durations on a fresh pool of 2: one 0.6 s call, then ten 0.05 s
+-- calls.  The ideal schedule runs the long call on one worker and the
+-- short ones on the other: every call done at 0.600 s, the last short one
+-- at 0.500 s.  A short call that waits behind the long one shows at once.
+local function near(ideal, frac)
+  return { text = ("<= %.3f +%g%%"):format(ideal, frac * 100), check = function(r)
+    if not num(r.fut) then return nil end
+    return r.fut <= ideal * (1 + frac), ("%.3f > %.3f"):format(r.fut, ideal * (1 + frac))
+  end }
+end
+
+if want("W7") then
+  section("W7")
+  local c = CFG.w7
+  local jobs = {}
+  for _, kind in ipairs(KINDS) do
+    jobs[#jobs + 1] = { label = "W7 mixed durations, " .. POOL[kind], rounds = c.rounds,
+                        run = function() return ours(kind, "w7", c.reps) end }
+    jobs[#jobs + 1] = { label = "W7 Python, " .. POOL[kind], rounds = c.py_rounds,
+                        run = function() return py("w7", kind, c.reps) end }
+  end
+  local got = interleave(jobs)
+  for k, kind in ipairs(KINDS) do
+    local f, p = got[2 * k - 1], got[2 * k]
+    row { label = "W7 0.6 s + 10 x 0.05 s, makespan s", pool = POOL[kind], better = "low",
+      fut = fig(f[1], f[2], "makespan"), py = fig(p[1], p[2], "makespan"), targets = { near(0.600, 0.05) } }
+    row { label = "W7 0.6 s + 10 x 0.05 s, last short s", pool = POOL[kind], better = "low",
+      fut = fig(f[1], f[2], "last_short"), py = fig(p[1], p[2], "last_short"), targets = { near(0.500, 0.06) } }
+  end
+  notes[#notes + 1] = ("W7: a fresh pool of 2 per run (its start is timed), one 0.6 s sleep then ten 0.05 s "
+    .. "sleeps; ideal makespan 0.600 s, last short call 0.500 s; median of %d runs (Python: %d).")
+    :format(c.rounds * c.reps, c.py_rounds * c.reps)
+end
+
 ---------------------------------------------------------------- C1
-do
+if want("C1") then
   section("C1")
   local c = CFG.c1
   local jobs = {}
@@ -574,7 +617,7 @@ do
 end
 
 ---------------------------------------------------------------- transfer
-do
+if want("T") then
   section("T")
   progress("transfer micro-benchmark")
   local ok, t = pcall(T.run)
@@ -605,7 +648,7 @@ print(("%s benchmarks: %d cores (%s), %s, Python %s, luv %s, 2 workers per pool;
     futures.monotonic() - T0))
 do
   local parts, busy = {}, false
-  for _, name in ipairs { "W1", "W2", "W3", "W4", "W5", "W6", "C1", "T" } do
+  for _, name in ipairs { "W1", "W2", "W3", "W4", "W5", "W6", "W7", "C1", "T" } do
     local sec = sections[name]
     if sec and sec.others then
       parts[#parts + 1] = ("%s %.2f"):format(name, sec.others)

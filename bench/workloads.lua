@@ -208,6 +208,25 @@ function W.idle(kind)
            children = { counted } }
 end
 
+-- W7: mixed durations on a fresh pool of 2 (its start is timed): one
+-- 0.6 s call, then ten 0.05 s calls; when the last short call and when
+-- every call is done.
+function W.w7(kind, reps)
+  local makespan, last_short = {}, {}
+  for r = 1, reps do
+    local ex <close> = W.executor(kind)
+    local t0 = clock()
+    local long = ex:submit(nap, 0.6)
+    local shorts = {}
+    for i = 1, 10 do shorts[i] = ex:submit(nap, 0.05) end
+    futures.wait(shorts)
+    last_short[r] = clock() - t0
+    long:result()
+    makespan[r] = clock() - t0
+  end
+  return { makespan = makespan, last_short = last_short }
+end
+
 -- C1: n coroutines, each submitting one tiny call and awaiting it (its
 -- f:result() suspends only the coroutine); and n coroutines that suspend
 -- on one bare Future and are resumed once when it is set, with no pool:

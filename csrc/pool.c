@@ -145,13 +145,16 @@ fut_t *pool_take(pool_t *p, int wait, fut_t **extra, int more, int *nextra) {
   }
   fut_t *f = NULL;
   int n = 0;
-  /* Without waiting, a worker takes a call ahead only when there are more
-   * calls than the other workers could take. */
-  if (p->queue.head && (wait || p->npending > p->nworkers - 1)) {
+  /* No call goes to a worker that has one already (without waiting: a
+   * call ahead; waiting: extras) while another worker is idle or could
+   * still be started, and not unless there are more calls than the other
+   * workers could take. */
+  int all_busy = p->idle + p->spinning == 0 && p->nworkers >= p->max_workers;
+  if (p->queue.head && (wait || (all_busy && p->npending > p->nworkers - 1))) {
     f = QFUT(fifo_pop(&p->queue));
     p->npending--;
     /* Extras only up to a fair share, so other workers are not starved. */
-    int fair = p->npending / (p->nworkers > 0 ? p->nworkers : 1);
+    int fair = all_busy ? p->npending / (p->nworkers > 0 ? p->nworkers : 1) : 0;
     if (more > fair) more = fair;
     while (n < more && p->queue.head) {
       extra[n++] = QFUT(fifo_pop(&p->queue));
@@ -161,6 +164,41 @@ fut_t *pool_take(pool_t *p, int wait, fut_t **extra, int more, int *nextra) {
   pthread_mutex_unlock(&p->mu);
   if (nextra) *nextra = n;
   return f;
+}
+
+int pool_idle_workers(pool_t *p) {
+  pthread_mutex_lock(&p->mu);
+  int n = p->idle - p->wakeups + p->spinning;
+  pthread_mutex_unlock(&p->mu);
+  return n > 0 ? n : 0;
+}
+
+void pool_giveback(pool_t *p, fut_t **fs, int n) {
+  /* A call sent ahead and skipped was never started: pending again (it
+   * may be cancelled now), before anyone can take it. */
+  for (int i = 0; i < n; i++) {
+    fut_lock(fs[i]);
+    if (atomic_load(&fs[i]->state) == F_RUNNING) atomic_store(&fs[i]->state, F_PENDING);
+    fut_unlock(fs[i]);
+  }
+  pthread_mutex_lock(&p->mu);
+  int broken = p->broken;
+  if (!broken) {
+    for (int i = n; i-- > 0;) {   /* at the head, in their order */
+      fifo_node *q = &fs[i]->qlink;
+      q->next = p->queue.head;
+      p->queue.head = q;
+      if (!p->queue.tail) p->queue.tail = q;
+    }
+    p->npending += n;
+    pthread_cond_broadcast(&p->work);
+  }
+  const char *why = p->broken_msg ? p->broken_msg : "the executor is broken";
+  pthread_mutex_unlock(&p->mu);
+  for (int i = 0; broken && i < n; i++) {   /* broken_msg is set once, never freed before the pool */
+    fut_fail_msg(fs[i], OUT_BROKEN, why);
+    fut_unref(fs[i]);
+  }
 }
 
 /* Takes the whole queue (under the lock); the caller owns the refs. */

@@ -54,8 +54,19 @@ void pool_set_data(pool_t *p, void *data);   /* freed by be->destroy */
  * caller), waiting for one if `wait`; NULL when there is none and the pool
  * is shut down (or broken), or at once if !wait.  `more` > 0 also takes up
  * to that many more (at most a fair share of the queue) into extra[] (for
- * process pipelines); *nextra says how many. */
+ * process pipelines); *nextra says how many.  Without waiting, and for
+ * extras, calls go to a caller that has one already only when no worker
+ * is idle and none could still be started. */
 fut_t *pool_take(pool_t *p, int wait, fut_t **extra, int more, int *nextra);
+
+/* How many workers wait for work and have not been woken for a call. */
+int pool_idle_workers(pool_t *p);
+
+/* Puts back at the head of the queue, in order, calls taken that no worker
+ * started (the references pass back), and wakes the workers; if the pool
+ * broke meanwhile they fail instead.  Calls marked running go back to
+ * pending: no worker started them. */
+void pool_giveback(pool_t *p, fut_t **fs, int n);
 
 /* Marks the pool broken: pending futures fail with the backend's Broken
  * error, later submits raise it. */

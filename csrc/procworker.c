@@ -2,14 +2,17 @@
  * no thread, lock, descriptor or Lua state of the parent is inherited.
  *
  * It reads frames (wire.h) from descriptor 3 and writes results to
- * descriptor 4, one task at a time, in order.  Its stdout and stderr are
- * the parent's; it ignores SIGINT (Ctrl-C is for the parent's wait) and dies
+ * descriptor 4, one task at a time, in order; descriptor 5 is the page on
+ * which it claims each task before starting it (claim.c).  Its stdout
+ * and stderr are the parent's; it ignores SIGINT (Ctrl-C is for the parent's wait) and
+ * SIGPIPE (a closed stdout fails the task's write, not the worker), and dies
  * with its parent.  It exits 0 when the parent closes the task pipe or after
  * max_tasks_per_child tasks, non-zero on a malformed frame or a failed
  * initializer (after telling the parent why).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,10 +21,12 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 #include "lauxlib.h"
+#include "claim.h"
 #include "clock.h"
 #include "futures.h"
 #include "embed.h"
 #include "fut.h"
+#include "idmap.h"
 #include "task.h"
 #include "transfer.h"
 #include "wire.h"
@@ -30,60 +35,146 @@
 #define IN_FD 3
 #define OUT_FD 4
 
-/* Code blobs the parent defined, by the parent's id. */
-typedef struct defs { uint64_t *ids; tr_blob **blobs; size_t n, cap; } defs;
+/* Code blobs the parent defined, by the parent's id; the parent bounds
+ * the set (DEF adds, FORGET drops: procdefs.c). */
+static tr_blob *def_find(idmap *d, uint64_t id) { return idmap_get(d, id); }
 
-static tr_blob *def_find(defs *d, uint64_t id) {
-  for (size_t i = d->n; i-- > 0;)
-    if (d->ids[i] == id) return d->blobs[i];
-  return NULL;
-}
-
-static int def_add(defs *d, uint64_t id, const unsigned char *code, size_t len) {
-  if (d->n == d->cap) {
-    size_t cap = d->cap ? d->cap * 2 : 16;
-    uint64_t *ids = realloc(d->ids, cap * sizeof *ids);
-    if (!ids) return 0;
-    d->ids = ids;
-    tr_blob **blobs = realloc(d->blobs, cap * sizeof *blobs);
-    if (!blobs) return 0;
-    d->blobs = blobs;
-    d->cap = cap;
-  }
+static int def_add(idmap *d, uint64_t id, const unsigned char *code, size_t len) {
   tr_blob *b = tr_blob_new((const char *)code, len);
   if (!b) return 0;
-  d->ids[d->n] = id;
-  d->blobs[d->n++] = b;
+  tr_blob *old = idmap_get(d, id);
+  if (!idmap_put(d, id, b)) { tr_blob_unref(b); return 0; }
+  if (old) tr_blob_unref(old);
   return 1;
 }
 
-static void defs_free(defs *d) {
-  for (size_t i = 0; i < d->n; i++) tr_blob_unref(d->blobs[i]);
-  free(d->ids);
-  free(d->blobs);
+static int def_forget(idmap *d, wire_rd *r) {
+  while (r->p < r->end) {
+    uint64_t id;
+    if (!wire_varint(r, &id)) return 0;
+    tr_blob *b = idmap_del(d, id);
+    if (b) tr_blob_unref(b);
+  }
+  return 1;
 }
 
-/* Results wait in `out` while more calls are already here, so a window of
- * calls costs one read and one write; they go out before the worker would
- * block for input, or once the oldest is FLUSH_AFTER old (a slow call's
- * result never waits behind the next call). */
-#define FLUSH_AFTER 0.0005
+static void defs_free(idmap *d) {
+  for (size_t i = 0; i < d->cap; i++)
+    if (d->e[i].val) tr_blob_unref(d->e[i].val);
+  idmap_free(d);
+}
+
+/* Results.  A call's result goes out as soon as the call ends, unless the
+ * call was tiny and the next call's frame is already here: then results
+ * gather in `out` so a window of tiny calls costs one write.  Gathered
+ * results never wait long: they go out before the worker blocks for
+ * input, when the buffer is big, and, from a flusher thread, once the
+ * oldest is FLUSH_AFTER old (measured from when its call ended), so a call
+ * that turns out long never holds back the results before it.  x->mu
+ * guards `out` and the flusher's state; every write to OUT_FD holds it.
+ *
+ * Calls sent ahead are not committed: the worker starts each only if it
+ * can claim it (claim.c); one the parent took back is skipped without a
+ * word, as the parent has given it to another worker already. */
+#define FLUSH_AFTER 0.0005    /* the longest a gathered result waits */
+#define TINY_CALL 0.0002      /* calls shorter than this may gather results */
 #define READ_CHUNK 65536
 
 typedef struct io {
   tr_msg in;            /* bytes read, from `off` on not yet used */
   size_t off, used;     /* used: the frame handed out last */
+  pthread_mutex_t mu;   /* guards what follows */
+  pthread_cond_t cv;    /* the flusher waits here */
   tr_msg out;           /* result frames not yet written */
-  double out_since;
+  double out_since;     /* when the oldest of them was ready */
+  int armed, quit, failed;
+  int has_flusher;
+  pthread_t flusher;
 } io;
 
-static int write_all(const unsigned char *p, size_t n);
+static int write_all(const unsigned char *p, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(OUT_FD, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return 0;
+    p += w;
+    n -= (size_t)w;
+  }
+  return 1;
+}
+
+/* With x->mu held. */
+static void flush_locked(io *x) {
+  if (x->out.len && !write_all(x->out.data, x->out.len)) x->failed = 1;
+  x->out.len = 0;
+  x->armed = 0;
+}
 
 static int flush(io *x) {
-  if (!x->out.len) return 1;
-  int ok = write_all(x->out.data, x->out.len);
-  x->out.len = 0;
+  pthread_mutex_lock(&x->mu);
+  flush_locked(x);
+  int ok = !x->failed;
+  pthread_mutex_unlock(&x->mu);
   return ok;
+}
+
+static void *flusher_main(void *arg) {
+  io *x = arg;
+  pthread_mutex_lock(&x->mu);
+  for (;;) {
+    while (!x->quit && !(x->armed && x->out.len)) pthread_cond_wait(&x->cv, &x->mu);
+    if (x->quit) break;
+    double due = x->out_since + FLUSH_AFTER;
+    if (clk_now() < due) {
+      struct timespec ts = clk_from(due);
+      pthread_cond_timedwait(&x->cv, &x->mu, &ts);
+      continue;   /* look again: flushed meanwhile, or due now */
+    }
+    flush_locked(x);
+  }
+  pthread_mutex_unlock(&x->mu);
+  return NULL;
+}
+
+static void io_init(io *x) {
+  memset(x, 0, sizeof *x);
+  msg_init(&x->in);
+  msg_init(&x->out);
+  pthread_mutex_init(&x->mu, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&x->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  /* Without the thread, results simply never gather (see add_result). */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  x->has_flusher = pthread_create(&x->flusher, NULL, flusher_main, x) == 0;
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+static void io_free(io *x) {
+  flush(x);
+  if (x->has_flusher) {
+    pthread_mutex_lock(&x->mu);
+    x->quit = 1;
+    pthread_cond_signal(&x->cv);
+    pthread_mutex_unlock(&x->mu);
+    pthread_join(x->flusher, NULL);
+  }
+  pthread_mutex_destroy(&x->mu);
+  pthread_cond_destroy(&x->cv);
+  msg_free(&x->in);
+  msg_free(&x->out);
+}
+
+/* Is the next frame (after the one handed out last) already here? */
+static int next_buffered(io *x) {
+  int type;
+  const unsigned char *payload;
+  size_t plen, whole, at = x->off + x->used;
+  return wire_frame(x->in.data + at, x->in.len - at, &type, &payload, &plen, &whole) == 1;
 }
 
 /* The next frame; 1, 0 at the end of input, -1 on error.  The payload in
@@ -100,8 +191,7 @@ static int read_frame(io *x, int *type, wire_rd *r) {
       int rc = wire_frame(x->in.data + x->off, have, type, &payload, &plen, &whole);
       if (rc < 0) return -1;
       if (rc > 0) { r->p = payload; r->end = payload + plen; x->used = whole; return 1; }
-      const unsigned char *h = x->in.data + x->off;
-      size_t need = ((size_t)h[0] | (size_t)h[1] << 8 | (size_t)h[2] << 16 | (size_t)h[3] << 24) + 4;
+      size_t need = wire_announced(x->in.data + x->off) + 4;
       if (need - have > want) want = need - have;
       if (want > (1 << 20)) want = 1 << 20;   /* grow as bytes arrive, not on trust */
     }
@@ -119,19 +209,8 @@ static int read_frame(io *x, int *type, wire_rd *r) {
   }
 }
 
-static int write_all(const unsigned char *p, size_t n) {
-  while (n > 0) {
-    ssize_t w = write(OUT_FD, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return 0;
-    p += w;
-    n -= (size_t)w;
-  }
-  return 1;
-}
-
 /* A message whose blobs are named by the parent's ids. */
-static int read_by_id(wire_rd *r, defs *d, tr_msg *m) {
+static int read_by_id(wire_rd *r, idmap *d, tr_msg *m) {
   uint64_t nb;
   if (!wire_varint(r, &nb) || nb > (uint64_t)(r->end - r->p)) return 0;
   for (uint64_t i = 0; i < nb; i++) {
@@ -145,27 +224,64 @@ static int read_by_id(wire_rd *r, defs *d, tr_msg *m) {
   return 1;
 }
 
-static int send_failed(const char *why) {
-  tr_msg out;
-  msg_init(&out);
-  size_t s = wire_begin(&out, W_FAILED);
-  int ok = s != (size_t)-1 && wire_bytes(&out, why, strlen(why));
-  if (ok) { wire_end(&out, s); ok = write_all(out.data, out.len); }
-  msg_free(&out);
+static int send_failed(io *x, const char *why) {
+  pthread_mutex_lock(&x->mu);
+  flush_locked(x);
+  size_t s = wire_begin(&x->out, W_FAILED);
+  int ok = s != (size_t)-1 && wire_bytes(&x->out, why, strlen(why));
+  if (ok) {
+    wire_end(&x->out, s);
+    flush_locked(x);
+    ok = !x->failed;
+  }
+  pthread_mutex_unlock(&x->mu);
   return ok;
 }
 
-static int run_task(lua_State *L, wire_rd *r, defs *d, io *x) {
+/* Appends a RESULT frame; writes it now unless results may gather (see
+ * above). */
+static int add_result(io *x, uint64_t taskid, int outcome, const char *tb, tr_msg *res, int tiny) {
+  double now = clk_now();
+  pthread_mutex_lock(&x->mu);
   tr_msg *out = &x->out;
+  if (!out->len) x->out_since = now;
+  unsigned char oc = (unsigned char)outcome;
+  size_t s = wire_begin(out, W_RESULT);
+  int ok = s != (size_t)-1 && tr_put_varint(out, taskid) && wire_bytes(out, &oc, 1) &&
+           wire_str(out, tb ? tb : "", tb ? strlen(tb) : 0) && wire_msg_inline(out, res);
+  if (ok) {
+    wire_end(out, s);
+    int gather = tiny && x->has_flusher && out->len <= READ_CHUNK && next_buffered(x) &&
+                 now - x->out_since < FLUSH_AFTER;
+    if (!gather) {
+      flush_locked(x);
+    } else if (!x->armed) {
+      x->armed = 1;
+      pthread_cond_signal(&x->cv);
+    }
+    ok = !x->failed;
+  }
+  pthread_mutex_unlock(&x->mu);
+  return ok;
+}
+
+/* A TASK frame: run, or skipped if the parent took it back.  *ran says
+ * which. */
+static int run_task(lua_State *L, wire_rd *r, idmap *d, io *x, claim_t *c, int *ran) {
   uint64_t taskid;
   tr_msg call, res;
   char *tb;
+  *ran = 0;
   if (!wire_varint(r, &taskid)) return 0;
+  if (!claim_start(c, taskid)) return 1;
   msg_init(&call);
   msg_init(&res);
   int ok = read_by_id(r, d, &call);
   if (ok) {
+    double t0 = clk_now();
     unsigned char outcome = (unsigned char)task_run(L, &call, &res, &tb, 0);
+    double took = clk_now() - t0;
+    *ran = 1;
     if (!wire_fits(&res, 1)) {   /* fail this call, not the stream */
       static const char big[] = "the outcome is too large to send from a worker process (2 GiB at most)";
       msg_free(&res);
@@ -174,15 +290,8 @@ static int run_task(lua_State *L, wire_rd *r, defs *d, io *x) {
       free(tb);
       tb = NULL;
     }
-    if (!out->len) x->out_since = clk_now();
-    size_t s = wire_begin(out, W_RESULT);
-    ok = s != (size_t)-1 && tr_put_varint(out, taskid) && wire_bytes(out, &outcome, 1) &&
-         wire_str(out, tb ? tb : "", tb ? strlen(tb) : 0) && wire_msg_inline(out, &res);
+    ok = add_result(x, taskid, outcome, tb, &res, took < TINY_CALL);
     free(tb);
-    if (ok) {
-      wire_end(out, s);
-      if (out->len > READ_CHUNK || clk_now() - x->out_since > FLUSH_AFTER) ok = flush(x);
-    }
   }
   msg_free(&call);
   msg_free(&res);
@@ -202,25 +311,31 @@ FUTURES_API int futures_worker_main(int argc, char **argv, void (*init)(lua_Stat
   /* The pool starts us with SIGINT blocked; once ignored, a pending one
    * is discarded and it can be unblocked. */
   signal(SIGINT, SIG_IGN);
+  /* stdout is the parent's and may be a pipe whose reader left (`| head`):
+   * a task's write then fails with EPIPE in that task, instead of the
+   * signal killing the worker and breaking the pool.  posix_spawn gave us
+   * default dispositions; this one is ours to set. */
+  signal(SIGPIPE, SIG_IGN);
   sigset_t intr;
   sigemptyset(&intr);
   sigaddset(&intr, SIGINT);
   sigprocmask(SIG_UNBLOCK, &intr, NULL);
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() == 1) return 1;
-  closefrom(OUT_FD + 1);               /* nothing but our pipes and stdio */
+  claim_t *claim = claim_open(CLAIM_FD);
+  closefrom(CLAIM_FD + 1);             /* nothing but our pipes and stdio */
+  if (!claim) return 2;
   /* A task's own children (os.execute, io.popen) must not hold our pipes:
    * the parent sees this process end by its result pipe closing. */
   fcntl(IN_FD, F_SETFD, FD_CLOEXEC);
   fcntl(OUT_FD, F_SETFD, FD_CLOEXEC);
   setvbuf(stdout, NULL, _IOLBF, 0);    /* a task's print shows up at once */
 
-  io x = {0};
-  defs d = {0};
+  io x;
+  idmap d = {0};
   wire_rd r;
   int type, status = 2;
-  msg_init(&x.in);
-  msg_init(&x.out);
+  io_init(&x);
   lua_State *L = NULL;
   char err[256];
   long max_tasks = 0, done = 0;
@@ -239,7 +354,7 @@ FUTURES_API int futures_worker_main(int argc, char **argv, void (*init)(lua_Stat
     ws_config cfg = {str[1], str[2], str[0] ? str[0] : "ProcessPoolExecutor"};
     L = ws_new(&cfg, err, sizeof err);
     for (int i = 0; i < 3; i++) free(str[i]);
-    if (!L) { send_failed(err); goto out; }
+    if (!L) { send_failed(&x, err); goto out; }
     if (init) init(L);
   }
   for (;;) {
@@ -249,24 +364,26 @@ FUTURES_API int futures_worker_main(int argc, char **argv, void (*init)(lua_Stat
     if (type == W_DEF) {
       uint64_t id;
       if (!wire_varint(&r, &id) || !def_add(&d, id, r.p, (size_t)(r.end - r.p))) break;
+    } else if (type == W_FORGET) {
+      if (!def_forget(&d, &r)) break;
     } else if (type == W_INIT) {
       tr_msg call;
       msg_init(&call);
       int ok = read_by_id(&r, &d, &call) && task_init(L, &call, err, sizeof err, 0);
       msg_free(&call);
-      if (!ok) { flush(&x); send_failed(err); status = 3; break; }
+      if (!ok) { send_failed(&x, err); status = 3; break; }
     } else if (type == W_TASK) {
-      if (!run_task(L, &r, &d, &x)) break;
-      if (max_tasks > 0 && ++done >= max_tasks) { status = 0; break; }
+      int ran;
+      if (!run_task(L, &r, &d, &x, claim, &ran)) break;
+      if (ran && max_tasks > 0 && ++done >= max_tasks) { status = 0; break; }
     } else {
       break;
     }
   }
 out:
-  flush(&x);   /* results of a retiring worker, before it exits */
+  io_free(&x);   /* results of a retiring worker, before it exits */
   if (L) lua_close(L);
   defs_free(&d);
-  msg_free(&x.in);
-  msg_free(&x.out);
+  claim_free(claim);
   return status;
 }

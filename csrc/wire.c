@@ -28,13 +28,17 @@ int wire_str(tr_msg *b, const void *p, size_t n) {
 }
 
 static int known_type(int t) {
-  return t == W_HELLO || t == W_DEF || t == W_INIT || t == W_TASK || t == W_RESULT || t == W_FAILED;
+  return t == W_HELLO || t == W_DEF || t == W_FORGET || t == W_INIT || t == W_TASK || t == W_RESULT || t == W_FAILED;
+}
+
+size_t wire_announced(const unsigned char *h) {
+  return (size_t)h[0] | (size_t)h[1] << 8 | (size_t)h[2] << 16 | (size_t)h[3] << 24;
 }
 
 int wire_frame(const unsigned char *buf, size_t len, int *type,
                const unsigned char **payload, size_t *plen, size_t *whole) {
   if (len < 4) return 0;
-  size_t n = (size_t)buf[0] | (size_t)buf[1] << 8 | (size_t)buf[2] << 16 | (size_t)buf[3] << 24;
+  size_t n = wire_announced(buf);
   if (n < 1 || n > WIRE_MAXFRAME) return -1;
   /* Garbage is refused by its type byte as soon as that arrives, not after
    * waiting for the gigabyte its first bytes happen to announce. */

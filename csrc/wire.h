@@ -4,15 +4,18 @@
  * and a payload.  Parent to worker:
  *   HELLO  name, path, cpath (each varint length + bytes), max tasks
  *          (varint; 0: the parent ends the worker by closing the pipe)
- *   DEF    wire id (varint), bytecode (rest)   a code blob, sent once per worker
+ *   DEF    wire id (varint), bytecode (rest)   a code blob the worker lacks
+ *   FORGET wire ids (varints, rest)            blobs the worker may drop
  *   INIT   nblobs, wire ids..., message (rest) the initializer call
  *   TASK   task id, nblobs, wire ids..., message (rest)
  * Worker to parent:
  *   RESULT task id, outcome byte, traceback (varint length + bytes),
  *          nblobs, (length + bytecode)..., message (rest)
  *   FAILED why (rest)                           the initializer failed
+ * Every TASK the worker starts gets one RESULT, in the order sent; one the
+ * parent took back before it started (claim.c) gets none.
  * Messages are transfer.c encodings; their code blobs travel by id one way
- * (the parent sends each blob to a worker once) and inline the other.
+ * (the parent keeps a bounded set of blobs in each worker: procdefs.c) and inline the other.
  */
 #ifndef FUTURES_WIRE_H
 #define FUTURES_WIRE_H
@@ -20,7 +23,7 @@
 #include <stdint.h>
 #include "msg.h"
 
-enum { W_HELLO = 'H', W_DEF = 'D', W_INIT = 'I', W_TASK = 'T', W_RESULT = 'R', W_FAILED = 'F' };
+enum { W_HELLO = 'H', W_DEF = 'D', W_FORGET = 'X', W_INIT = 'I', W_TASK = 'T', W_RESULT = 'R', W_FAILED = 'F' };
 #define WIRE_MAXFRAME ((size_t)1 << 31)
 
 /* Building: wire_begin returns the frame's start, wire_end patches its length. */
@@ -28,6 +31,9 @@ size_t wire_begin(tr_msg *b, int type);
 void wire_end(tr_msg *b, size_t start);
 int wire_bytes(tr_msg *b, const void *p, size_t n);       /* 0 on OOM */
 int wire_str(tr_msg *b, const void *p, size_t n);         /* varint length + bytes */
+
+/* The length a frame's 4-byte header announces (of what follows it). */
+size_t wire_announced(const unsigned char *head);
 
 /* Parsing: a complete frame at buf?  1 yes (type, payload, whole length),
  * 0 needs more bytes, -1 malformed (a bad length, or an unknown type byte

@@ -378,6 +378,50 @@ describe("process pool faults", function()
     end)
   end)
 
+  describe("terminate_workers on a worker that does not act on SIGTERM", function()
+    -- The real worker program, started with SIGTERM ignored (a disposition
+    -- exec keeps).  A stopped process would not do: Linux lets a fatal
+    -- SIGTERM kill it anyway.
+    local real = package.searchpath("futures.core", package.cpath):gsub("core%.so$", "worker")
+    local deaf
+    setup(function() deaf = script("trap '' TERM\nexec " .. real) end)
+    teardown(function() os.remove(deaf) end)
+
+    it("kills it after a grace: its running and sent-ahead calls fail", function()
+      clean_after(function()
+        local g <close> = gate()
+        local px = futures.ProcessPoolExecutor{ max_workers = 1, worker = deaf }
+        local running = px:submit(gated, g.path)
+        local ahead = px:submit(getpid)
+        wait_started(g)
+        px:terminate_workers()
+        raises(Broken, running.result, running, LONG)
+        raises(Broken, ahead.result, ahead, LONG)
+        px:shutdown()
+      end)
+    end)
+
+    it("does not hang interpreter exit", function()
+      local prog = [[
+        local futures = require "futures"
+        local helpers = require "helpers"
+        local px = futures.ProcessPoolExecutor{ max_workers = 1, worker = os.getenv("DEAF_WORKER") }
+        local g = helpers.gate()
+        local f = px:submit(function(p) require("helpers").await_gate(p, 60) end, g.path)
+        helpers.wait_running(f)
+        px:terminate_workers()
+        print("terminated")
+      ]]
+      local cmd = ("%s DEAF_WORKER=%s timeout -s KILL 30 %s -e %s 2>&1"):format(helpers.child_env(),
+        helpers.shell_quote(deaf), helpers.LUA, helpers.shell_quote(prog))
+      local p = assert(io.popen(cmd, "r"))
+      local out = p:read("a")
+      local ok = p:close()
+      assert.is_true(ok, out)
+      contains(out, "terminated")
+    end)
+  end)
+
   it("max_tasks_per_child churn with a worker killed midway", function()
     clean_after(function()
       local px = futures.ProcessPoolExecutor{ max_workers = 2, max_tasks_per_child = 2 }

@@ -1,0 +1,394 @@
+/* The proxy thread: feeds one worker process over its pipes.
+ *
+ * DESIGN
+ * Each worker process has a proxy thread in the parent (a pool.c worker
+ * thread).  The proxy takes futures from the shared queue, marks them
+ * RUNNING (a call in the send-ahead window counts as running, as in
+ * Python), writes them
+ * as frames (wire.h) and reads results back in order, completing the
+ * futures with the encoded outcome; the owning state decodes it.  The proxy
+ * never blocks on one pipe while the other could stall: both ends are
+ * non-blocking and it poll()s them together, so big arguments and big
+ * results cannot deadlock.
+ *
+ * Window: how many calls a worker may have in flight.  It follows the
+ * measured time per call: many for tiny calls (one write and one read carry
+ * a batch, so a call costs no syscall of its own), one for slow calls and
+ * before any call was timed.  No call waits behind another while a worker
+ * is free: pool_take hands a busy proxy a call ahead only when no worker
+ * is idle and none could still be started, and calls sent ahead are not
+ * committed.  The worker starts each only by claiming it in a page shared
+ * with the proxy (claim.c); when the running call has gone on for
+ * RECLAIM_AFTER while a worker idles, the proxy takes back the calls not
+ * started and returns them, pending again, to the head of the queue.  A
+ * call is owned by exactly one of the two, so it runs at most once and
+ * its future completes once.  A call's message stays with its future
+ * until it completes, so a call taken back can be sent again.
+ *
+ * Processes (procspawn.c): a worker retires after max_tasks_per_child calls
+ * and a new one starts with the next call.  One that dies otherwise, or
+ * writes a malformed frame, breaks the pool: its calls in flight and every
+ * pending one fail with BrokenProcessPool.  Every child is reaped by its
+ * proxy, which lists it with the monitor (procmon.c) while it lives.
+ *
+ * Signals: proxies, like all workers, block every signal, so a write to a
+ * dead worker's pipe gives EPIPE here instead of killing the host.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "claim.h"
+#include "clock.h"
+#include "procdefs.h"
+#include "procspawn.h"
+#include "proxy.h"
+#include "transfer.h"
+#include "wire.h"
+
+#define WINDOW_MAX 256
+#define RECLAIM_AFTER 0.003   /* seconds a call runs before those behind it move */
+#define BROKEN_MSG "A process in the process pool was terminated abruptly while the future was running or pending."
+
+typedef struct proc {
+  pid_t pid;                   /* -1: none running */
+  int to, from;                /* our ends: tasks out, results in */
+  pdefs defs;                  /* the code blobs it holds */
+  claim_t *claim;              /* which calls sent it has started */
+  long tasks_left;             /* before it retires; -1: never */
+} proc_t;
+
+typedef struct proxy {
+  pool_t *p;
+  procdata *pd;
+  const char *name;
+  proc_t pr;
+  fut_t *inflight[WINDOW_MAX];
+  uint64_t ids[WINDOW_MAX];    /* their task ids */
+  int head, count;             /* ring of calls sent, in order */
+  uint64_t next_id;            /* the id of the next call sent */
+  tr_msg out, in;              /* bytes to write / read so far */
+  size_t outoff;
+  double avg, mark;            /* seconds per call (EWMA); last result time */
+  int ended;                   /* the monitor saw the worker end: pump finds out how */
+  int reclaiming;              /* calls were taken back: none ahead until the next result */
+} proxy;
+
+static int put_call(proxy *x, int type, uint64_t id, const tr_msg *m);
+
+/* Starts the worker process and queues its HELLO and INIT frames;
+ * *resource: it failed for want of descriptors or processes. */
+static int start_process(proxy *x, char *err, size_t errlen, int *resource) {
+  spawned s;
+  int cfd;
+  claim_free(x->pr.claim);
+  if (!(x->pr.claim = claim_create(x->next_id, &cfd))) {
+    *resource = errno == EMFILE || errno == ENFILE || errno == ENOMEM;
+    snprintf(err, errlen, "cannot create the claim page for a worker: %s", strerror(errno));
+    return 0;
+  }
+  int started = spawn_worker(x->pd->worker_path, cfd, &s, err, errlen, resource);
+  close(cfd);
+  if (!started) return 0;
+  x->pr.pid = s.pid;
+  x->pr.to = s.to;
+  x->pr.from = s.from;
+  pdefs_clear(&x->pr.defs);
+  x->ended = 0;
+  x->reclaiming = 0;
+  const pool_conf *c = pool_config(x->p);
+  x->pr.tasks_left = c->max_tasks > 0 ? c->max_tasks : -1;
+  pmon_add(&x->pd->mon, s.pid, s.from);
+
+  size_t st = wire_begin(&x->out, W_HELLO);
+  const char *path = c->path ? c->path : "", *cpath = c->cpath ? c->cpath : "";
+  int ok = st != (size_t)-1 && wire_str(&x->out, x->name, strlen(x->name)) &&
+           wire_str(&x->out, path, strlen(path)) && wire_str(&x->out, cpath, strlen(cpath)) &&
+           tr_put_varint(&x->out, 0);
+  if (ok) wire_end(&x->out, st);
+  if (ok && c->has_init) ok = put_call(x, W_INIT, 0, &c->init);
+  if (!ok) snprintf(err, errlen, "not enough memory");
+  return ok;
+}
+
+/* Reaps the worker; describes how it ended into why. */
+static void reap(proxy *x, char *why, size_t len) {
+  pid_t pid = x->pr.pid;
+  if (pid < 0) return;
+  if (x->pr.to >= 0) close(x->pr.to);
+  close(x->pr.from);
+  x->pr.to = x->pr.from = -1;
+  spawn_reap(pid, why, len);
+  pmon_remove(&x->pd->mon, pid);
+  x->pr.pid = -1;
+}
+
+/* ---------------------------------------------------------------- frames */
+
+/* Queues the DEF and FORGET frames the message's blobs need, then the
+ * frame of the call itself. */
+static int put_call(proxy *x, int type, uint64_t id, const tr_msg *m) {
+  if (!pdefs_send(&x->pr.defs, &x->out, m)) return 0;
+  size_t s = wire_begin(&x->out, type);
+  if (s == (size_t)-1) return 0;
+  if (type == W_TASK && !tr_put_varint(&x->out, id)) return 0;
+  if (!wire_msg_by_id(&x->out, m)) return 0;
+  wire_end(&x->out, s);
+  return 1;
+}
+
+/* Fails every call in flight with the broken-pool error. */
+static void fail_inflight(proxy *x, const char *why) {
+  while (x->count > 0) {
+    fut_t *f = x->inflight[x->head];
+    x->head = (x->head + 1) % WINDOW_MAX;
+    x->count--;
+    fut_fail_msg(f, OUT_BROKEN, why);
+    fut_unref(f);
+  }
+}
+
+/* Handles the frames read so far; 0 on a malformed or FAILED frame. */
+static int take_results(proxy *x, char *why, size_t len) {
+  size_t off = 0;
+  for (;;) {
+    int type;
+    const unsigned char *payload;
+    size_t plen, whole;
+    int rc = wire_frame(x->in.data + off, x->in.len - off, &type, &payload, &plen, &whole);
+    if (rc == 0) break;
+    if (rc < 0) { snprintf(why, len, "the worker sent a malformed frame"); return 0; }
+    wire_rd r = {payload, payload + plen};
+    if (type == W_FAILED) {
+      snprintf(why, len, "%.*s", (int)(plen < 200 ? plen : 200), (const char *)payload);
+      return 0;
+    }
+    uint64_t id;
+    const unsigned char *tb;
+    size_t tblen;
+    tr_msg m;
+    msg_init(&m);
+    if (type != W_RESULT || !wire_varint(&r, &id) || x->count == 0 || id != x->ids[x->head] ||
+        r.p >= r.end || *r.p > OUT_TRANSFER) {
+      snprintf(why, len, "the worker sent a malformed frame");
+      return 0;
+    }
+    int outcome = *r.p++;
+    if (!wire_getstr(&r, &tb, &tblen) || !wire_read_inline(&r, &m)) {
+      msg_free(&m);
+      snprintf(why, len, "the worker sent a malformed frame");
+      return 0;
+    }
+    fut_t *f = x->inflight[x->head];
+    x->head = (x->head + 1) % WINDOW_MAX;
+    x->count--;
+    x->reclaiming = 0;
+    fut_complete(f, outcome, &m, tblen ? strndup((const char *)tb, tblen) : NULL);
+    msg_free(&m);
+    fut_unref(f);
+    double now = clk_now(), dt = now - x->mark;
+    x->mark = now;
+    x->avg = x->avg > 0 ? 0.8 * x->avg + 0.2 * dt : dt;
+    off += whole;
+  }
+  if (off) {
+    memmove(x->in.data, x->in.data + off, x->in.len - off);
+    x->in.len -= off;
+  }
+  return 1;
+}
+
+/* No call is sent ahead before one was timed (the next may be long, and
+ * other workers may be starting), nor while a reclaim is answered. */
+static int window(proxy *x) {
+  if (x->avg <= 0 || x->reclaiming) return 1;
+  if (x->avg > 0.005) return 1;
+  double w = 0.002 / x->avg;
+  return w < 2 ? 2 : w > WINDOW_MAX ? WINDOW_MAX : (int)w;
+}
+
+/* Sends one call to the running process.  0 (with why) if it could not. */
+static int send_call(proxy *x, fut_t *f, char *why, size_t len) {
+  if (!put_call(x, W_TASK, x->next_id, &f->msg)) {
+    snprintf(why, len, "not enough memory");
+    return 0;
+  }
+  /* f->msg stays until the call completes: a call sent ahead and skipped
+   * goes to another worker. */
+  if (x->count == 0) x->mark = clk_now();
+  x->inflight[(x->head + x->count) % WINDOW_MAX] = f;
+  x->ids[(x->head + x->count) % WINDOW_MAX] = x->next_id;
+  x->count++;
+  x->next_id++;
+  if (x->pr.tasks_left > 0) x->pr.tasks_left--;
+  return 1;
+}
+
+/* Moves bytes both ways until something was read; 0 when the worker ended
+ * (EOF or an error on its pipes). */
+static int pump(proxy *x, int timeout_ms) {
+  struct pollfd pf[2] = {{x->pr.from, POLLIN, 0}, {x->pr.to, POLLOUT, 0}};
+  int n = x->outoff < x->out.len ? 2 : 1;
+  if (poll(pf, (nfds_t)n, timeout_ms) < 0) return errno == EINTR;
+  if (n == 2 && (pf[1].revents & (POLLOUT | POLLERR | POLLHUP))) {
+    ssize_t w = write(x->pr.to, x->out.data + x->outoff, x->out.len - x->outoff);
+    if (w > 0) {
+      x->outoff += (size_t)w;
+      if (x->outoff == x->out.len) x->out.len = x->outoff = 0;
+    } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+      x->out.len = x->outoff = 0;   /* EPIPE: the worker is gone; read says how */
+    }
+  }
+  if (pf[0].revents & (POLLIN | POLLERR | POLLHUP)) {
+    if (!msg_reserve(&x->in, 65536)) return 0;
+    ssize_t r = read(x->pr.from, x->in.data + x->in.len, x->in.cap - x->in.len);
+    if (r == 0) return 0;
+    if (r < 0) return errno == EAGAIN || errno == EINTR;
+    x->in.len += (size_t)r;
+  }
+  return 1;
+}
+
+/* Calls sent ahead wait behind the one running; once it has run for
+ * RECLAIM_AFTER (and well past the usual time per call) while another
+ * worker is idle, those not started are taken back (claim.c) and given
+ * back to the queue, for that worker.  Returns the poll timeout until the
+ * next look (ms, -1: none). */
+static int reclaim_timer(proxy *x) {
+  if (x->count < 2 || x->reclaiming) return -1;
+  double due = x->mark + RECLAIM_AFTER + 4 * x->avg, now = clk_now();
+  if (now < due) return (int)((due - now) * 1000) + 1;
+  if (!pool_idle_workers(x->p)) return (int)(RECLAIM_AFTER * 1000);
+  uint64_t from = claim_take_back(x->pr.claim, x->next_id);
+  if (from == x->next_id) return 1;   /* the worker started one meanwhile: soon again */
+  fut_t *back[WINDOW_MAX];
+  int n = 0;
+  while (x->count > 0 && x->ids[(x->head + x->count - 1) % WINDOW_MAX] >= from) {
+    back[n++] = x->inflight[(x->head + x->count - 1) % WINDOW_MAX];
+    x->count--;
+    if (x->pr.tasks_left >= 0) x->pr.tasks_left++;
+  }
+  for (int i = 0; i < n / 2; i++) {   /* back in the order they were sent */
+    fut_t *t = back[i];
+    back[i] = back[n - 1 - i];
+    back[n - 1 - i] = t;
+  }
+  x->reclaiming = 1;
+  pool_giveback(x->p, back, n);
+  return -1;
+}
+
+/* Takes up to `room` calls (waiting for the first only if nothing is in
+ * flight) and sends those not cancelled meanwhile. */
+static int feed(proxy *x, int room, int *stop, char *why, size_t len) {
+  fut_t *got[WINDOW_MAX];
+  int n = 0;
+  int idle = x->count == 0 && x->outoff == x->out.len;
+  /* Sleeping for work, the proxy leaves its worker to the monitor; if that
+   * worker already ended, it does not sleep: pump() sees the end. */
+  int watched = idle && x->pr.pid >= 0;
+  if (watched && !pmon_watch_begin(&x->pd->mon, x->pr.pid)) idle = watched = 0, x->ended = 1;
+  fut_t *f = pool_take(x->p, idle, got + 1, room - 1, &n);
+  if (watched) pmon_watch_end(&x->pd->mon, x->pr.pid);
+  if (!f) { if (idle) *stop = 1; return 1; }
+  got[0] = f;
+  n++;
+  int ok = 1, resource = 0;
+  if (x->pr.pid < 0 && !start_process(x, why, len, &resource)) {
+    /* Out of descriptors or processes while other workers run: they take
+     * these calls, and this proxy leaves (a later submit may start one
+     * again).  With no other worker, no call could ever run: break. */
+    if (resource && pmon_count(&x->pd->mon) > 0) {
+      pool_giveback(x->p, got, n);
+      *stop = 1;
+      return 1;
+    }
+    pool_break(x->p, why);   /* first: a failed future means a broken pool */
+    ok = 0;
+  }
+  for (int i = 0; i < n; i++) {
+    fut_t *c = got[i];
+    if (ok && !fut_set_running(c)) { fut_unref(c); continue; }   /* cancelled */
+    if (ok && !wire_fits(&c->msg, 0)) {
+      fut_fail_msg(c, OUT_TRANSFER, "the call is too large to send to a worker process (2 GiB at most)");
+      fut_unref(c);
+      continue;
+    }
+    if (ok && send_call(x, c, why, len)) continue;
+    /* This call and the rest fail with the reason; the pool breaks first,
+     * so whoever sees one of them fail finds the pool broken. */
+    if (ok) pool_break(x->p, why);
+    ok = 0;
+    fut_fail_msg(c, OUT_BROKEN, why);
+    fut_unref(c);
+  }
+  return ok;
+}
+
+void *proxy_main(void *arg) {
+  pool_worker *w = arg;
+  proxy x = {0};
+  x.p = w->pool;
+  x.pd = pool_data(x.p);
+  x.name = w->name;
+  x.pr.pid = -1;
+  x.pr.to = x.pr.from = -1;
+  msg_init(&x.out);
+  msg_init(&x.in);
+  pmon_enter(&x.pd->mon);
+  char why[256] = "", how[96] = "";
+  int broken = 0;
+  for (;;) {
+    /* A retired worker: collect its exit, the next call starts a new one. */
+    if (x.pr.pid >= 0 && x.pr.tasks_left == 0 && x.count == 0 && x.outoff == x.out.len) {
+      close(x.pr.to);   /* end of input: the worker exits */
+      x.pr.to = -1;
+      while (pump(&x, -1))
+        ;
+      if (x.in.len && !take_results(&x, why, sizeof why)) { broken = 1; break; }
+      reap(&x, NULL, 0);
+    }
+    int room = window(&x) - x.count;
+    /* Never more calls than the worker (or the next one) has left. */
+    int max_tasks = pool_config(x.p)->max_tasks;
+    long left = x.pr.pid >= 0 ? x.pr.tasks_left : max_tasks > 0 ? max_tasks : -1;
+    if (left > 0 && room > left) room = (int)left;
+    if (room > 0 && !(x.pr.pid >= 0 && x.pr.tasks_left == 0)) {
+      int stop = 0;
+      if (!feed(&x, room, &stop, why, sizeof why)) { broken = 1; break; }
+      if (stop) break;
+    }
+    if (x.pr.pid < 0) continue;
+    /* Nothing in flight (every call taken was cancelled): wait for work,
+     * not on a worker that has nothing to say. */
+    if (x.count == 0 && x.outoff == x.out.len && !x.ended) continue;
+    if (!pump(&x, reclaim_timer(&x))) {
+      /* The worker ended.  Results it wrote before are still good. */
+      int good = take_results(&x, why, sizeof why);
+      if (good && !x.in.len && x.count == 0 && x.pr.tasks_left == 0) { reap(&x, NULL, 0); continue; }
+      reap(&x, how, sizeof how);
+      if (good && x.in.len) snprintf(why, sizeof why, "the worker ended in the middle of a frame");
+      if (good && !x.in.len) snprintf(why, sizeof why, "%s%s", BROKEN_MSG, how);
+      else snprintf(why + strlen(why), sizeof why - strlen(why), "%s", how);
+      broken = 1;
+      break;
+    }
+    if (!take_results(&x, why, sizeof why)) { broken = 1; break; }
+  }
+  if (broken) {
+    pool_break(x.p, why);   /* first: a failed future means a broken pool */
+    fail_inflight(&x, why);
+    if (x.pr.pid >= 0) kill(x.pr.pid, SIGKILL);
+  }
+  reap(&x, NULL, 0);
+  pdefs_clear(&x.pr.defs);
+  claim_free(x.pr.claim);
+  msg_free(&x.out);
+  msg_free(&x.in);
+  pmon_leave(&x.pd->mon);
+  pool_worker_exit(w);
+  return NULL;
+}
