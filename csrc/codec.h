@@ -56,7 +56,10 @@ enum {
   CTX_SEEN,         /* scratch tables (false while one is in use) */
   CTX_REFS,
   CTX_MTS,
-  CTX_SLOTS = CTX_MTS
+  CTX_PROTOBLOB,    /* prototype address -> blob (bounded) */
+  CTX_PROTOFN,      /* prototype address -> a live closure of it (weak values) */
+  CTX_FACTORY,      /* blob id -> closure factory (bounded) */
+  CTX_SLOTS = CTX_FACTORY
 };
 #define BLOB_MT "futures.blob"   /* a full userdata holding one tr_blob ref */
 
@@ -112,11 +115,14 @@ int names_is_field(lua_State *L, int entry, int idx);
 
 /* --------------------------------------------------------------- funcs.c */
 
-/* The shared blob of the Lua function at idx (cached per closure and per
- * dump); raises memory errors. */
+/* The shared blob of the Lua function at idx (cached per prototype, or
+ * per closure, and per dump); raises memory errors. */
 tr_blob *fn_blob(lua_State *L, int ctx, int idx);
-/* Pushes a closure loaded from b; ctx: reuse one cached per blob id (0: a
- * fresh one).  0 with err set if the code does not load. */
-int fn_load(lua_State *L, int ctx, const tr_blob *b, char *err);
+/* Pushes a closure of the code of b.  `shared`: one closure cached per
+ * blob id (for a function with no upvalue but _ENV); else a fresh one,
+ * made by a factory cached per blob id where proto.c allows, loaded
+ * otherwise; its upvalues are for the caller to set.  0 with err set if
+ * the code does not load. */
+int fn_load(lua_State *L, int ctx, const tr_blob *b, int shared, char *err);
 
 #endif

@@ -6,6 +6,7 @@
 #include "lauxlib.h"
 #include "arraypart.h"
 #include "codec.h"
+#include "proto.h"
 
 static const char k_ctx;
 
@@ -37,12 +38,18 @@ static void push_ctx(lua_State *L) {
   weak_table(L, ctx, CTX_CODECACHE, "v");
   lua_newtable(L);
   lua_rawseti(L, ctx, CTX_LOADCACHE);
+  lua_newtable(L);
+  lua_rawseti(L, ctx, CTX_PROTOBLOB);
+  weak_table(L, ctx, CTX_PROTOFN, "v");
+  lua_newtable(L);
+  lua_rawseti(L, ctx, CTX_FACTORY);
   lua_pushvalue(L, ctx);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &k_ctx);
 }
 
 void tr_open(lua_State *L) {
   ap_check(L);
+  pr_check(L);
   if (luaL_newmetatable(L, BLOB_MT)) {
     lua_pushcfunction(L, blob_gc);
     lua_setfield(L, -2, "__gc");

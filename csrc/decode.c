@@ -186,7 +186,7 @@ static int dec_function(dec *d) {
   int only_env = 1;
   for (uint64_t i = 0; i < nups; i++)
     if (d->p[i] != U_ENV) { only_env = 0; break; }
-  if (!fn_load(L, only_env ? dec_ctx(d) : 0, d->m->blobs[bi], d->err)) return 0;
+  if (!fn_load(L, dec_ctx(d), d->m->blobs[bi], only_env, d->err)) return 0;
   int f = lua_gettop(L);
   lua_Debug ar;
   lua_pushvalue(L, f);

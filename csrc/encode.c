@@ -19,6 +19,8 @@
 #include "arraypart.h"
 #include "codec.h"
 
+#define ENC_UPS 16
+
 typedef struct enc {
   lua_State *L;
   tr_msg *m;
@@ -33,6 +35,10 @@ typedef struct enc {
   int nrefs;
   int depth;
   int nups;     /* upvalue records in seen */
+  /* The first upvalues met, by id, kept here rather than in seen: a call
+   * of one closure with a few upvalues then needs no table at all. */
+  struct { void *id; lua_Integer at; } ups[ENC_UPS];
+  int nups_inline;
   tr_path path;
 } enc;
 
@@ -297,6 +303,29 @@ static int enc_table(enc *e, int idx, int as_mt) {
   return 1;
 }
 
+/* Where the upvalue with this id was first met (fref*256+n), or 0. */
+static lua_Integer upvalue_seen(enc *e, void *id) {
+  for (int k = 0; k < e->nups_inline; k++)
+    if (e->ups[k].id == id) return e->ups[k].at;
+  if (e->nups == 0) return 0;
+  lua_pushlightuserdata(e->L, id);
+  lua_Integer at = lua_rawget(e->L, e->seen) == LUA_TNUMBER ? lua_tointeger(e->L, -1) : 0;
+  lua_pop(e->L, 1);
+  return at;
+}
+
+static void upvalue_add(enc *e, void *id, lua_Integer at) {
+  if (e->nups_inline < ENC_UPS) {
+    e->ups[e->nups_inline].id = id;
+    e->ups[e->nups_inline++].at = at;
+    return;
+  }
+  lua_pushlightuserdata(e->L, id);
+  lua_pushinteger(e->L, at);
+  lua_rawset(e->L, enc_seen(e));
+  e->nups++;
+}
+
 static int enc_function(enc *e, int idx) {
   lua_State *L = e->L;
   if (lua_iscfunction(L, idx)) {
@@ -322,20 +351,16 @@ static int enc_function(enc *e, int idx) {
   for (int i = 1; i <= ar.nups; i++) {
     const char *name = lua_getupvalue(L, idx, i);
     if (name && strcmp(name, "_ENV") == 0) { put1(e, U_ENV); lua_pop(L, 1); continue; }
-    lua_pushlightuserdata(L, lua_upvalueid(L, idx, i));
-    if (lua_rawget(L, enc_seen(e)) == LUA_TNUMBER) {
-      lua_Integer at = lua_tointeger(L, -1);
+    void *id = lua_upvalueid(L, idx, i);
+    lua_Integer at = upvalue_seen(e, id);
+    if (at) {
       put1(e, U_JOIN);
       putv(e, (uint64_t)(at >> 8));
       putv(e, (uint64_t)(at & 0xff));
-      lua_pop(L, 2);
+      lua_pop(L, 1);
       continue;
     }
-    lua_pop(L, 1);
-    lua_pushlightuserdata(L, lua_upvalueid(L, idx, i));
-    lua_pushinteger(L, fref * 256 + i);
-    lua_rawset(L, enc_seen(e));
-    e->nups++;
+    upvalue_add(e, id, fref * 256 + i);
     int top = lua_gettop(L);
     if (!enc_value(e, top)) {
       lua_settop(L, top - 1);   /* as in enc_table: keep the unwinding flat */
