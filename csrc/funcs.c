@@ -22,7 +22,6 @@
 #include "codec.h"
 #include "proto.h"
 
-#define LOADCACHE_MAX 1024
 #define PROTOCACHE_MAX 1024
 
 static int dump_writer(lua_State *L, const void *p, size_t sz, void *ud) {
@@ -151,27 +150,6 @@ static int cache_get(lua_State *L, int ctx, int slot, uint64_t id, int type) {
   return 0;
 }
 
-/* Stores the value on top as t[id] of the cache in slot (dropped when
- * full), leaving the value on top. */
-static void cache_put(lua_State *L, int ctx, int slot, uint64_t id) {
-  lua_rawgeti(L, ctx, slot);
-  lua_getfield(L, -1, "n");
-  lua_Integer count = lua_tointeger(L, -1) + 1;
-  lua_pop(L, 1);
-  if (count > LOADCACHE_MAX) {
-    lua_pop(L, 1);
-    lua_newtable(L);
-    lua_pushvalue(L, -1);
-    lua_rawseti(L, ctx, slot);
-    count = 1;
-  }
-  lua_pushinteger(L, count);
-  lua_setfield(L, -2, "n");
-  lua_pushvalue(L, -2);
-  lua_rawseti(L, -2, (lua_Integer)id);
-  lua_pop(L, 1);
-}
-
 static int load_blob(lua_State *L, const tr_blob *b, char *err) {
   if (luaL_loadbufferx(L, b->code, b->len, "=(transferred function)", "b") == LUA_OK) return 1;
   snprintf(err, TR_ERRLEN, "malformed message: bad function code (%.120s)",
@@ -184,7 +162,7 @@ int fn_load(lua_State *L, int ctx, const tr_blob *b, int shared, char *err) {
   if (shared) {
     if (cache_get(L, ctx, CTX_LOADCACHE, b->id, LUA_TFUNCTION)) return 1;
     if (!load_blob(L, b, err)) return 0;
-    cache_put(L, ctx, CTX_LOADCACHE, b->id);
+    cx_cache_put(L, ctx, CTX_LOADCACHE, b->id);
     return 1;
   }
   if (!pr_enabled()) return load_blob(L, b, err);
@@ -192,7 +170,7 @@ int fn_load(lua_State *L, int ctx, const tr_blob *b, int shared, char *err) {
     if (!load_blob(L, b, err)) return 0;
     if (!pr_factory(L, -1)) return 1;   /* none for this one: the loaded closure */
     lua_remove(L, -2);
-    cache_put(L, ctx, CTX_FACTORY, b->id);
+    cx_cache_put(L, ctx, CTX_FACTORY, b->id);
   }
   lua_call(L, 0, 1);
   return 1;

@@ -114,3 +114,107 @@ for _, on in ipairs { true, false } do
     end
   end)
 end
+
+describe("futures.constant", function()
+  it("returns its argument and refuses anything but a table", function()
+    local t = {}
+    assert.equal(t, futures.constant(t))
+    assert.equal(t, futures.constant(t))   -- marking twice is harmless
+    local ok, err = pcall(futures.constant, 5)
+    assert.is_false(ok)
+    assert.matches("bad argument #1", tostring(err))
+    assert.is_false((pcall(futures.constant)))
+  end)
+
+  it("comes back from a round trip as the original table", function()
+    local t = futures.constant { 1, 2, x = { y = 3 } }
+    local a, b, c = core._roundtrip(t, { t }, function() return t end)
+    assert.equal(t, a)
+    assert.equal(t, b[1])
+    assert.equal(t, c())
+  end)
+
+  it("reports what in it cannot cross, and can be sent once fixed", function()
+    local t = futures.constant { ok = 1, bad = io.stdout }
+    local ok, err = pcall(core._roundtrip, t)
+    assert.is_false(ok)
+    assert.matches("bad", tostring(err.message or err))
+    t.bad = nil
+    assert.equal(t, (core._roundtrip(t)))
+  end)
+
+  for _, on in ipairs { true, false } do
+    for _, kind in ipairs(KINDS) do
+      describe(kind .. " pool (prototype path " .. (on and "on" or "off") .. ")", function()
+        local ex, was
+        setup(function()
+          was = core._proto_cache()
+          core._proto_cache(on and was)
+          ex = executor(kind, 1)   -- one worker: every call sees the same copy
+        end)
+        teardown(function()
+          ex:shutdown()
+          core._proto_cache(was)
+        end)
+
+        it("crosses once: later calls share the worker's copy", function()
+          local t = futures.constant { n = 0 }
+          local function bump(x) x.n = x.n + 1; return x.n end
+          local got = {}
+          for i = 1, 5 do got[i] = ex:submit(bump, t):result() end
+          assert.same({ 1, 2, 3, 4, 5 }, got)
+          assert.equal(0, t.n)   -- the caller's table never changed
+        end)
+
+        it("is one table wherever it is met in a call, as argument and upvalue", function()
+          local t = futures.constant { 1, 2, 3 }
+          -- g's upvalue t, its first argument and the table in the second
+          local g = function(a, b) return rawequal(a, b[1]) and rawequal(a, t), #a end
+          local same, n = ex:submit(g, t, { t }):result()
+          assert.is_true(same)
+          assert.equal(3, n)
+        end)
+
+        it("comes back from a worker as the caller's own table", function()
+          local t = futures.constant { k = "v" }
+          local back = ex:submit(function(x) return x, { x } end, t)
+          local a, b = back:result()
+          assert.equal(t, a)
+          assert.equal(t, b[1])
+        end)
+
+        it("holds constants in constants, cycles and functions", function()
+          local inner = futures.constant { 10, 20 }
+          local outer = { inner = inner, inner2 = inner, f = function(x) return x * 2 end }
+          outer.self = outer
+          futures.constant(outer)
+          local function probe(o, i)
+            return rawequal(o.inner, i), rawequal(o.inner, o.inner2), rawequal(o.self, o), o.f(21), o.inner[2]
+          end
+          local a, b, c, d, e = ex:submit(probe, outer, inner):result()
+          assert.is_true(a)
+          assert.is_true(b)
+          assert.is_true(c)
+          assert.equal(42, d)
+          assert.equal(20, e)
+          -- and a second call finds them all again
+          assert.is_true((ex:submit(probe, outer, inner):result()))
+        end)
+
+        it("copies a constant met inside another that it contains", function()
+          local a = futures.constant { name = "a" }
+          local b = futures.constant { name = "b", a = a }
+          a.b = b   -- before either is sent
+          local function names(x, y) return x.name, x.b.name, y.name, y.a.name end
+          assert.same({ "a", "b", "b", "a" }, { ex:submit(names, a, b):result() })
+        end)
+
+        it("keeps a metatable and a class on the copy", function()
+          local mt = { __index = function(_, k) return k .. "!" end }
+          local t = futures.constant(setmetatable({}, mt))
+          assert.equal("hi!", ex:submit(function(x) return x.hi end, t):result())
+        end)
+      end)
+    end
+  end
+end)
