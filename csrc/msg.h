@@ -10,12 +10,17 @@
 #include <stdint.h>
 #include <string.h>
 
-/* The dumped bytecode of one Lua function prototype, shared read-only by
- * every message that sends it.  `id` is unique within this process and
- * never reused, so receivers may cache what they loaded from it by id. */
+/* The dumped bytecode of one Lua function prototype, or the encoded bytes
+ * of a constant (futures.constant), shared read-only by every message that
+ * sends it.  `id` is unique within this process and never reused, so
+ * receivers may cache what they loaded from it by id.  A constant's blob
+ * lists the blobs its bytes refer to (deps, each ref'd): a message that
+ * sends it sends those too. */
 typedef struct tr_blob {
   atomic_int refs;
   uint64_t id;
+  struct tr_blob **deps;
+  int ndeps;
   size_t len;
   char code[];
 } tr_blob;
@@ -23,6 +28,9 @@ typedef struct tr_blob {
 tr_blob *tr_blob_new(const char *code, size_t len);  /* NULL if out of memory */
 void tr_blob_ref(tr_blob *b);
 void tr_blob_unref(tr_blob *b);
+/* Gives b (which has none yet, and is not shared yet) refs to n blobs as
+ * its deps; 0 if out of memory. */
+int tr_blob_set_deps(tr_blob *b, tr_blob *const *deps, int n);
 
 #define MSG_INLINE 24   /* a tiny call or result: no allocation */
 #define MSG_INLINE_BLOBS 1
