@@ -12,7 +12,7 @@ local LAYERS = {
   { "Lua API", "future wait spawn sysfuncs" },
   { "runtime", "suspend waiter fut owner" },
   { "workers", "task workerstate" },
-  { "codec", "transfer codec encode decode names funcs paths codecctx" },
+  { "codec", "transfer codec encode decode names funcs consts paths codecctx proto" },
   { "base", "luax msg wire idmap clock arraypart grow fifo outcome futures" },
 }
 local layer_of = {}
