@@ -490,6 +490,7 @@ static void *driver_main(void *arg) {
     mpis_release();
   }
   fb->msg_free(&d.scratch);
+  mpis_session_end();
   fb->pool_worker_exit(w);
   return NULL;
 }

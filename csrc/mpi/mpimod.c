@@ -22,6 +22,7 @@ mpis_state mpis;
 static pthread_mutex_t session_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t session_free = PTHREAD_COND_INITIALIZER;
 static int session_busy;       /* under session_mu */
+static int sessions;           /* begun and not ended; under session_mu */
 static int started;            /* MPI is ours to finalize; under session_mu */
 static int finalized;          /* under session_mu */
 static atomic_int numbers;     /* executors made, for worker names */
@@ -42,6 +43,19 @@ void mpis_acquire(void) {
 void mpis_release(void) {
   pthread_mutex_lock(&session_mu);
   session_busy = 0;
+  pthread_cond_broadcast(&session_free);
+  pthread_mutex_unlock(&session_mu);
+}
+
+void mpis_session_begin(void) {
+  pthread_mutex_lock(&session_mu);
+  sessions++;
+  pthread_mutex_unlock(&session_mu);
+}
+
+void mpis_session_end(void) {
+  pthread_mutex_lock(&session_mu);
+  sessions--;
   pthread_cond_broadcast(&session_free);
   pthread_mutex_unlock(&session_mu);
 }
@@ -89,7 +103,7 @@ static const futures_backend *find_core(lua_State *L) {
 static void at_exit(void) {
   pthread_mutex_lock(&session_mu);
   int fin = 0;
-  if (started && !finalized && !session_busy) { finalized = 1; fin = 1; }
+  if (started && !finalized && !session_busy && sessions == 0) { finalized = 1; fin = 1; }
   pthread_mutex_unlock(&session_mu);
   if (fin) MPI_Finalize();
 }
@@ -125,8 +139,9 @@ static int start_mpi(lua_State *L) {
  * its executors' finalizers (they were made later, so they run first). */
 static int sentinel_gc(lua_State *L) {
   (void)L;
-  mpis_acquire();   /* every driver is done */
-  pthread_mutex_lock(&session_mu);
+  pthread_mutex_lock(&session_mu);   /* every executor's session is over */
+  while (session_busy || sessions > 0) pthread_cond_wait(&session_free, &session_mu);
+  session_busy = 1;
   int fin = started && !finalized;
   finalized = 1;
   pthread_mutex_unlock(&session_mu);
@@ -146,14 +161,17 @@ static void stop_unstarted(lua_State *L, mpid_data *d) {
   lua_pushvalue(L, lua_upvalueindex(2));
   lua_pushvalue(L, 1);
   if (lua_pcall(L, 1, 4, 0) == LUA_OK && lua_tointeger(L, -1) == 0 && lua_tointeger(L, -4) == 0 &&
-      mpid_claim_stop(d))
+      d && mpid_claim_stop(d)) {
     mpid_stop_ranks();
+    mpis_session_end();
+  }
   lua_settop(L, top);
 }
 
 static int l_submit(lua_State *L) {
   int n = lua_tocfunction(L, lua_upvalueindex(1))(L);
-  mpid_poke(data_of(L));
+  mpid_data *d = data_of(L);
+  if (d) mpid_poke(d);
   return n;
 }
 
@@ -175,7 +193,10 @@ static int l_gc(lua_State *L) {
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_pushvalue(L, 1);
     lua_call(L, 1, 0);   /* the core's __gc: shuts down without waiting */
-    if (never && mpid_claim_stop(d)) mpid_stop_ranks();
+    if (never && d && mpid_claim_stop(d)) {
+      mpid_stop_ranks();
+      mpis_session_end();
+    }
     return 0;
   }
   lua_pop(L, 1);   /* closed already */
@@ -186,7 +207,7 @@ static int l_tostring(lua_State *L) {
   mpid_data *d = data_of(L);
   lua_tocfunction(L, lua_upvalueindex(1))(L);
   const char *s = lua_tostring(L, -1), *rest = s ? strstr(s, "pending=") : NULL;
-  lua_pushfstring(L, "<MPIPoolExecutor max_workers=%d %s", mpid_nranks(d), rest ? rest : ">");
+  lua_pushfstring(L, "<MPIPoolExecutor max_workers=%d %s", d ? mpid_nranks(d) : 0, rest ? rest : ">");
   return 1;
 }
 
@@ -218,8 +239,12 @@ static int l_executor(lua_State *L) {
   lua_replace(L, 1);
   pool_t *p = fb->pool_push_new(L, mpid_backend(fb->pool_executor_class));
   mpid_data *d = mpid_new((int)max, atomic_fetch_add(&numbers, 1));
-  if (!d) return luaL_error(L, "not enough memory");
+  if (!d) {   /* broken from birth: submit raises, no driver ever starts */
+    fb->pool_break(p, "not enough memory");
+    return 1;
+  }
   fb->pool_set_data(p, d);
+  mpis_session_begin();   /* the wrappers' __gc ends it, or the driver */
   return 1;
 }
 

@@ -44,6 +44,12 @@ enum { TAG_CALLS = 1, TAG_STOP, TAG_RESULTS, TAG_READY, TAG_BYE };
 double mpis_now(void);     /* seconds, CLOCK_MONOTONIC */
 void mpis_acquire(void);   /* waits until no other thread holds the session */
 void mpis_release(void);
+/* An executor's session: begun when rank 0 makes it, ended by its driver
+ * as it leaves (or by whoever stopped the ranks for it).  MPI is finalized
+ * only once every session has ended: a driver pool.c just started may not
+ * have taken the session yet when the state closes. */
+void mpis_session_begin(void);
+void mpis_session_end(void);
 
 /* Polls between MPI probes: spins for the first `spin` seconds since *since
  * went idle, then sleeps a little longer each time, up to `cap`. */
