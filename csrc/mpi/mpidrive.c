@@ -36,6 +36,7 @@
  * monitor.  Locks: d->mu only guards the nap; it is never held with the
  * pool's lock.  The driver frees everything it made before pool_worker_exit.
  */
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,7 +46,7 @@
 #include "wire.h"
 
 #define WINDOW_MAX 256
-#define SPIN 50e-6
+#define SPIN 200e-6
 #define NAP_MIN 20e-6
 #define NAP_MAX 500e-6
 
@@ -416,7 +417,7 @@ static int idle(driver *d) {
 static void wait_a_little(driver *d, mpis_backoff *b) {
   double now = mpis_now();
   if (b->since == 0) b->since = now;
-  if (now - b->since < SPIN) return;
+  if (now - b->since < SPIN) { sched_yield(); return; }
   b->delay = b->delay == 0 ? NAP_MIN : b->delay * 2 > NAP_MAX ? NAP_MAX : b->delay * 2;
   nap(d->md, b->delay);
 }

@@ -10,6 +10,7 @@
  * process exit instead, if no driver is still running.
  */
 #include <dlfcn.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -63,7 +64,7 @@ void mpis_session_end(void) {
 void mpis_idle(mpis_backoff *b, double spin, double cap) {
   double now = mpis_now();
   if (b->since == 0) b->since = now;
-  if (now - b->since < spin) return;
+  if (now - b->since < spin) { sched_yield(); return; }   /* oversubscribed: let the others run */
   b->delay = b->delay == 0 ? 10e-6 : b->delay * 2 > cap ? cap : b->delay * 2;
   struct timespec ts = {0, (long)(b->delay * 1e9)};
   nanosleep(&ts, NULL);

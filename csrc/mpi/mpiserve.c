@@ -21,7 +21,7 @@
 
 #define FLUSH_AFTER 0.0005
 #define OUT_FLUSH 65536
-#define SPIN 200e-6
+#define SPIN 1e-3
 #define NAP_MAX 1e-3
 
 /* Code blobs rank 0 defined, by its id.  (The same table as procworker.c's.) */
