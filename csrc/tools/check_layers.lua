@@ -7,7 +7,8 @@ local dir = arg[1] or "csrc"
 local MAX_LINES = 600
 
 local LAYERS = {
-  { "entry", "core embed testhooks procworker main" },
+  { "futures.mpi", "mpimod mpidrive mpiserve mpisession" },   -- csrc/mpi/: a module of its own
+  { "entry", "core embed testhooks backend procworker main" },
   { "executors", "threadpool procpool proxy procspawn procmon procdefs claim pool" },
   { "Lua API", "future wait spawn sysfuncs" },
   { "runtime", "suspend waiter fut owner" },
