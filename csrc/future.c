@@ -247,9 +247,12 @@ static int single_result(lua_State *L, future_box *b) {
 /* A string error re-raised by result() carries the worker's stack after
  * it, as Python shows the remote traceback: [msg, tb] -> [msg + stack]. */
 static void with_traceback(lua_State *L) {
-  const char *stack = strstr(lua_tostring(L, -1), "\nstack traceback:");
+  const char *tb = lua_tostring(L, -1), *stack = strstr(tb, "\nstack traceback:");
   if (stack) {
     lua_pushfstring(L, "%s\nworker traceback:%s", lua_tostring(L, -2), stack + sizeof "\nstack traceback:" - 1);
+    lua_replace(L, -3);
+  } else if ((stack = strstr(tb, "\ncoroutine traceback:"))) {   /* futures.spawn's own */
+    lua_pushfstring(L, "%s%s", lua_tostring(L, -2), stack);
     lua_replace(L, -3);
   }
   lua_pop(L, 1);
