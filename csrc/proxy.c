@@ -365,7 +365,11 @@ void *proxy_main(void *arg) {
     /* Nothing in flight (every call taken was cancelled): wait for work,
      * not on a worker that has nothing to say. */
     if (x.count == 0 && x.outoff == x.out.len && !x.ended) continue;
-    if (!pump(&x, reclaim_timer(&x))) {
+    int timeout = reclaim_timer(&x);
+    /* Every call taken back (a worker slow to start even the first): none
+     * will answer; wait for work again instead. */
+    if (x.count == 0 && x.outoff == x.out.len && !x.ended) continue;
+    if (!pump(&x, timeout)) {
       /* The worker ended.  Results it wrote before are still good. */
       int good = take_results(&x, why, sizeof why);
       if (good && !x.in.len && x.count == 0 && x.pr.tasks_left == 0) { reap(&x, NULL, 0); continue; }
