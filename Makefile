@@ -66,9 +66,12 @@ deps:
 demo: deps all
 	$(TESTENV) $(LUA) examples/primes.lua
 
-# luv and cqueues: the event loops the coroutine examples and specs drive.
-test: export EXTRA_DEPS += lua-luv lua-cqueues
-test: deps all layers
+# Debian packages the specs need beyond the build's (.ci/deps.sh installs
+# them): Open MPI for spec/mpi_spec.lua, luv and cqueues for the event
+# loops the coroutine examples and specs drive.  Add a name to add one.
+TEST_DEPS = openmpi-bin libopenmpi-dev lua-luv lua-cqueues
+test: export EXTRA_DEPS := $(TEST_DEPS)
+test: deps all layers mpi-if-found
 	$(TESTENV) $(BUSTED) $(BUSTED_ARGS)
 
 # Every dependency of csrc/ points down, and no C file grows past 600 lines.
@@ -168,3 +171,54 @@ fuzz: $(FUZZ_B)/decode_fuzz
 	$(FUZZ_B)/decode_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 \
 	  -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=$(FUZZ_B)/ \
 	  fuzz/corpus-run fuzz/corpus </dev/null
+
+# ------------------------------------------------------------ futures.mpi
+# MPIPoolExecutor (csrc/mpi/): build/futures/mpi.so, made by `all` where
+# mpicc is found, never in the sanitizer builds (their specs skip it).  It
+# links no copy of the core: it calls the loaded core.so through the
+# core's backend table (csrc/backend.h).  `make mpi` builds it or fails;
+# `make bench-mpi` compares it with mpi4py.futures.
+.PHONY: mpi mpi-if-found install-mpi bench-mpi
+MPICC    ?= mpicc
+MPI_SRCS  = $(wildcard csrc/mpi/*.c)
+MPI_OBJS  = $(MPI_SRCS:csrc/mpi/%.c=$(B)/obj/mpi/%.o) $(B)/obj/mpi/front.o
+MPIMOD    = $(B)/futures/mpi.so
+MPIEXEC   = OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpiexec --oversubscribe
+HAVE_MPI := $(if $(SAN),,$(shell command -v $(MPICC) 2>/dev/null))
+ifneq ($(HAVE_MPI),)
+all: $(MPIMOD)
+endif
+
+mpi: $(MPIMOD)
+
+# After deps (which may just have installed mpicc): decided when it runs.
+mpi-if-found: deps all
+	@if [ -z "$(SAN)" ] && command -v $(MPICC) >/dev/null 2>&1; then \
+	  $(MAKE) --no-print-directory $(MPIMOD); fi
+
+$(B)/obj/mpi/%.o: csrc/mpi/%.c csrc/mpi/*.h csrc/*.h
+	@mkdir -p $(dir $@)
+	$(MPICC) $(CFLAGS_ALL) -Icsrc -c $< -o $@
+
+$(B)/gen/mpi_front.c: csrc/mpi/mpi.lua csrc/tools/bin2c.lua
+	@mkdir -p $(dir $@)
+	$(LUA) csrc/tools/bin2c.lua futures_mpi_front $< $@
+
+$(B)/obj/mpi/front.o: $(B)/gen/mpi_front.c
+	@mkdir -p $(dir $@)
+	$(MPICC) $(CFLAGS_ALL) -c $< -o $@
+
+$(MPIMOD): $(MPI_OBJS)
+	@mkdir -p $(dir $@)
+	$(MPICC) -shared -o $@ $(MPI_OBJS) -ldl $(LDFLAGS_ALL)
+
+install: install-mpi
+install-mpi: all
+	@if [ -f $(MPIMOD) ]; then \
+	  install -d $(DESTDIR)$(LUA_LIBDIR)/futures && \
+	  install -m 755 $(MPIMOD) $(DESTDIR)$(LUA_LIBDIR)/futures/; fi
+
+# mpi4py.futures is Debian's python3-mpi4py, for /usr/bin/python3.
+bench-mpi: export EXTRA_DEPS := $(TEST_DEPS) python3-mpi4py
+bench-mpi: deps all mpi-if-found
+	$(TESTENV) $(LUA) bench/mpi_bench.lua

@@ -55,7 +55,7 @@ if QUICK then
   CFG.w7.reps, CFG.w7.rounds, CFG.w7.py_rounds = 1, 1, 1
   CFG.c1.n, CFG.c1.reps, CFG.c1.rounds, CFG.c1.py_rounds = 1000, 1, 1, 1
 end
--- BENCH_ONLY=W7 (a comma-separated list of W1..W7, C1, T): only those
+-- BENCH_ONLY=W7 (a comma-separated list of W1, W1f, C, W2..W7, C1, T): only those
 -- workloads, to look at one of them.
 local ONLY = os.getenv("BENCH_ONLY")
 local function want(name)
@@ -378,6 +378,64 @@ if want("W1") then
     :format(c.n, c.rounds * c.reps, c.py_rounds.thread, c.py_rounds.process)
 end
 
+---------------------------------------------------------------- W1 forms
+-- The code cache: W1's call with the function written inline or capturing
+-- a local, against the hoisted form in the same child.
+if want("W1f") then
+  section("W1f")
+  local c = CFG.w1
+  local jobs = {}
+  for _, kind in ipairs(KINDS) do
+    jobs[#jobs + 1] = { label = "W1 function forms, " .. POOL[kind], rounds = c.rounds,
+                        run = function() return ours(kind, "w1_forms", c.n, c.reps) end }
+  end
+  local got = interleave(jobs)
+  local w1 = {}
+  for _, r in ipairs(rows) do
+    if r.label == "W1 tiny submit+result, us/task" then w1[r.pool] = r end
+  end
+  for k, kind in ipairs(KINDS) do
+    local f = got[k]
+    local base = w1[POOL[kind]] or {}
+    row { label = "W1 inline closure, us/task", pool = POOL[kind], better = "low",
+      fut = fig(f[1], f[2], "inline", 1e6), py = base.py, luv = base.luv,
+      targets = kind == "thread" and { min_ratio(12), no_slower_than_luv() } or nil }
+    row { label = "W1 inline closure / hoisted", pool = POOL[kind], suffix = "x",
+      fut = fig(f[1], f[2], "inline_x"), targets = { at_most(1.25, "x") } }
+    row { label = "W1 closure with an upvalue / hoisted", pool = POOL[kind], suffix = "x",
+      fut = fig(f[1], f[2], "upvalue_x"), targets = { at_most(1.25, "x") } }
+  end
+  notes[#notes + 1] = ("W1 forms: W1's call written three ways in one pool, round-robin: hoisted "
+    .. "(`submit(inc, i)`), inline (`submit(function(x) return x + 1 end, i)`) and capturing a "
+    .. "local number; the ratios are medians of the per-round ratios to hoisted (%d rounds); "
+    .. "Python and luv: their W1 figures."):format(c.rounds * c.reps)
+end
+
+---------------------------------------------------------------- constant
+-- futures.constant: a big lookup table captured by many calls crosses to
+-- each worker once.
+if want("C") then
+  section("C")
+  local calls, reps = 2000, QUICK and 1 or 3
+  local jobs = {}
+  for _, kind in ipairs(KINDS) do
+    jobs[#jobs + 1] = { label = "constant lookup, " .. POOL[kind], rounds = QUICK and 1 or 2,
+                        run = function() return ours(kind, "constant", calls, reps) end }
+  end
+  local got = interleave(jobs)
+  for k, kind in ipairs(KINDS) do
+    local f = got[k]
+    row { label = ("constant lookup, %d calls, s"):format(calls), pool = POOL[kind], better = "low",
+      fut = fig(f[1], f[2], "pool") }
+    row { label = "constant lookup / (2 copies + calls here)", pool = POOL[kind], suffix = "x",
+      fut = fig(f[1], f[2], "x"), targets = { at_most(1.5, "x") } }
+  end
+  notes[#notes + 1] = ("constant: map over %d calls of a function capturing a 200,000-key table marked "
+    .. "with futures.constant, a fresh pool of 2 each round; against two copies of the table "
+    .. "(one _roundtrip) plus the calls run in the caller, same round; median of %d rounds.")
+    :format(calls, (QUICK and 1 or 2) * reps)
+end
+
 ---------------------------------------------------------------- W2
 if want("W2") then
   section("W2")
@@ -648,7 +706,7 @@ print(("%s benchmarks: %d cores (%s), %s, Python %s, luv %s, 2 workers per pool;
     futures.monotonic() - T0))
 do
   local parts, busy = {}, false
-  for _, name in ipairs { "W1", "W2", "W3", "W4", "W5", "W6", "W7", "C1", "T" } do
+  for _, name in ipairs { "W1", "W1f", "C", "W2", "W3", "W4", "W5", "W6", "W7", "C1", "T" } do
     local sec = sections[name]
     if sec and sec.others then
       parts[#parts + 1] = ("%s %.2f"):format(name, sec.others)

@@ -255,4 +255,75 @@ function W.c1(kind, n, reps)
   return { coroutines = co, spawn_resume = bare_cost }
 end
 
+-- W1 forms: the W1 call with its function hoisted (W1 itself), written
+-- inline (a new closure every call) and capturing one local number (a
+-- new closure and upvalue every call), interleaved in one pool so that
+-- each form's figure has a baseline from the same moments.
+function W.w1_forms(kind, n, reps)
+  local ex <close> = W.executor(kind)
+  W.warm(ex)
+  local forms = {
+    hoisted = function(i) return ex:submit(inc, i) end,
+    inline = function(i) return ex:submit(function(x) return x + 1 end, i) end,
+    upvalue = function(i)
+      local k = 1
+      return ex:submit(function(x) return x + k end, i)
+    end,
+  }
+  local out = { hoisted = {}, inline = {}, upvalue = {}, inline_x = {}, upvalue_x = {} }
+  for r = 0, reps do
+    local t = {}
+    for _, name in ipairs { "hoisted", "inline", "upvalue" } do
+      local submit = forms[name]
+      fresh()
+      local t0 = clock()
+      local fs = {}
+      for i = 1, n do fs[i] = submit(i) end
+      for i = 1, n do fs[i]:result() end
+      t[name] = (clock() - t0) / n
+    end
+    if r > 0 then
+      for name, v in pairs(t) do out[name][r] = v end
+      out.inline_x[r], out.upvalue_x[r] = t.inline / t.hoisted, t.upvalue / t.hoisted
+    end
+  end
+  return out
+end
+
+-- Constant lookup: a table of 200,000 keys captured by every call of a
+-- map of `calls` calls, marked with futures.constant; against two copies
+-- of the table (a _roundtrip: what sending it to each of 2 workers once
+-- costs) plus the calls run here.  A fresh pool each round: a worker that
+-- holds the copy already would not count its crossing.
+function W.constant(kind, calls, reps)
+  local core = require "futures.core"
+  local lookup, keys = {}, {}
+  for i = 1, 200000 do lookup["k" .. i] = i end
+  for i = 1, calls do keys[i] = "k" .. (i * 97 % 200000 + 1) end
+  local out = { pool = {}, base = {}, x = {} }
+  for r = 0, reps do
+    local t = {}
+    for k, v in pairs(lookup) do t[k] = v end
+    futures.constant(t)
+    local function score(k) return t[k] or 0 end
+    fresh()
+    local t0 = clock()
+    core._roundtrip(lookup)
+    local copies = clock() - t0
+    t0 = clock()
+    for _, k in ipairs(keys) do score(k) end
+    local seq = clock() - t0
+    local ex <close> = W.executor(kind)
+    W.warm(ex)
+    fresh()
+    t0 = clock()
+    for _ in ex:map(score, keys) do end
+    local pool = clock() - t0
+    if r > 0 then
+      out.pool[r], out.base[r], out.x[r] = pool, copies + seq, pool / (copies + seq)
+    end
+  end
+  return out
+end
+
 return W

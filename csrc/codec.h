@@ -29,6 +29,15 @@
  *   LIGHTUD 8 bytes            threads only
  *   MTFIELD module field       a metatable found as a table field of a
  *                              loaded module (a class); gets a ref
+ *   CONST blob n dep...        a table marked by futures.constant: blob holds
+ *                              its encoding, encoded once; dep are this
+ *                              message's indices of the n blobs that encoding
+ *                              refers to by its own numbers 0..n-1; gets a ref
+ *
+ * A constant's blob: the 8-byte pid and 8-byte blob id (host order) of the
+ * process and blob it was first encoded into, then a message of one value,
+ * the table.  Receivers decode it once per blob id and state; a state gets
+ * its own marked table back, not a copy, when the origin is its own.
  *
  * Both sides number refs in the same order, so a ref is never written out.
  */
@@ -39,7 +48,7 @@
 
 enum {
   T_NIL, T_FALSE, T_TRUE, T_INT, T_FLT, T_STR, T_TABLE, T_REF,
-  T_LFUNC, T_CFUNC, T_MODULE, T_LIGHTUD, T_MTFIELD,
+  T_LFUNC, T_CFUNC, T_MODULE, T_LIGHTUD, T_MTFIELD, T_CONST,
   U_ENV = 0x20, U_JOIN = 0x21
 };
 #define REF_MINSTR 32   /* shorter strings are cheaper to send again */
@@ -56,7 +65,13 @@ enum {
   CTX_SEEN,         /* scratch tables (false while one is in use) */
   CTX_REFS,
   CTX_MTS,
-  CTX_SLOTS = CTX_MTS
+  CTX_PROTOBLOB,    /* prototype address -> blob (bounded) */
+  CTX_PROTOFN,      /* prototype address -> a live closure of it (weak values) */
+  CTX_FACTORY,      /* blob id -> closure factory (bounded) */
+  CTX_CONSTS,       /* constant table -> false, true (being encoded), blob (weak keys) */
+  CTX_CONSTBYID,    /* origin blob id -> the constant of this state (weak values) */
+  CTX_CONSTCACHE,   /* blob id -> the decoded constant (bounded) */
+  CTX_SLOTS = CTX_CONSTCACHE
 };
 #define BLOB_MT "futures.blob"   /* a full userdata holding one tr_blob ref */
 
@@ -68,6 +83,26 @@ void cx_scratch_take(lua_State *L, int ctx, int slot);
 /* Empties the scratch table at idx (n entries: keys 1..n if `array`, else
  * any keys) and gives it back. */
 void cx_scratch_give(lua_State *L, int ctx, int slot, int idx, int n, int array);
+
+/* Pushes a new full userdata holding a ref to b (BLOB_MT). */
+void cx_push_blob(lua_State *L, tr_blob *b);
+/* Stores the value on top as t[id] of the bounded cache in ctx slot
+ * `slot` (emptied when full), leaving the value on top. */
+void cx_cache_put(lua_State *L, int ctx, int slot, uint64_t id);
+
+/* -------------------------------------------------------------- consts.c */
+
+#define CONST_HEAD 16   /* pid, origin id */
+#define CONSTMSG_MT "futures.constmsg"   /* a full userdata holding a tr_msg */
+
+/* Whether any table was ever marked constant in this process: while none
+ * was, the encoder looks none up. */
+int cs_any(void);
+void cs_mark_any(void);
+uint64_t cs_pid(void);
+/* Pushes a new, empty message owned by a full userdata. */
+tr_msg *cs_push_msg(lua_State *L);
+void cs_open(lua_State *L);
 
 /* --------------------------------------------------------------- paths.c */
 
@@ -112,11 +147,14 @@ int names_is_field(lua_State *L, int entry, int idx);
 
 /* --------------------------------------------------------------- funcs.c */
 
-/* The shared blob of the Lua function at idx (cached per closure and per
- * dump); raises memory errors. */
+/* The shared blob of the Lua function at idx (cached per prototype, or
+ * per closure, and per dump); raises memory errors. */
 tr_blob *fn_blob(lua_State *L, int ctx, int idx);
-/* Pushes a closure loaded from b; ctx: reuse one cached per blob id (0: a
- * fresh one).  0 with err set if the code does not load. */
-int fn_load(lua_State *L, int ctx, const tr_blob *b, char *err);
+/* Pushes a closure of the code of b.  `shared`: one closure cached per
+ * blob id (for a function with no upvalue but _ENV); else a fresh one,
+ * made by a factory cached per blob id where proto.c allows, loaded
+ * otherwise; its upvalues are for the caller to set.  0 with err set if
+ * the code does not load. */
+int fn_load(lua_State *L, int ctx, const tr_blob *b, int shared, char *err);
 
 #endif

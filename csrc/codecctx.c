@@ -6,6 +6,7 @@
 #include "lauxlib.h"
 #include "arraypart.h"
 #include "codec.h"
+#include "proto.h"
 
 static const char k_ctx;
 
@@ -37,18 +38,58 @@ static void push_ctx(lua_State *L) {
   weak_table(L, ctx, CTX_CODECACHE, "v");
   lua_newtable(L);
   lua_rawseti(L, ctx, CTX_LOADCACHE);
+  lua_newtable(L);
+  lua_rawseti(L, ctx, CTX_PROTOBLOB);
+  weak_table(L, ctx, CTX_PROTOFN, "v");
+  lua_newtable(L);
+  lua_rawseti(L, ctx, CTX_FACTORY);
+  weak_table(L, ctx, CTX_CONSTS, "k");
+  weak_table(L, ctx, CTX_CONSTBYID, "v");
+  lua_newtable(L);
+  lua_rawseti(L, ctx, CTX_CONSTCACHE);
   lua_pushvalue(L, ctx);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &k_ctx);
 }
 
 void tr_open(lua_State *L) {
   ap_check(L);
+  pr_check(L);
   if (luaL_newmetatable(L, BLOB_MT)) {
     lua_pushcfunction(L, blob_gc);
     lua_setfield(L, -2, "__gc");
   }
   lua_pop(L, 1);
+  cs_open(L);
   push_ctx(L);
+  lua_pop(L, 1);
+}
+
+void cx_push_blob(lua_State *L, tr_blob *b) {
+  tr_blob **bp = lua_newuserdatauv(L, sizeof *bp, 0);
+  *bp = NULL;
+  luaL_setmetatable(L, BLOB_MT);
+  tr_blob_ref(b);
+  *bp = b;
+}
+
+#define CACHE_MAX 1024
+
+void cx_cache_put(lua_State *L, int ctx, int slot, uint64_t id) {
+  lua_rawgeti(L, ctx, slot);
+  lua_getfield(L, -1, "n");
+  lua_Integer count = lua_tointeger(L, -1) + 1;
+  lua_pop(L, 1);
+  if (count > CACHE_MAX) {   /* a plain bounded cache: dropped when full */
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, ctx, slot);
+    count = 1;
+  }
+  lua_pushinteger(L, count);
+  lua_setfield(L, -2, "n");
+  lua_pushvalue(L, -2);
+  lua_rawseti(L, -2, (lua_Integer)id);
   lua_pop(L, 1);
 }
 

@@ -32,6 +32,8 @@ FUTURES_API int luaopen_futures_core(lua_State *L) {
   tpool_open(L);
   ppool_open(L);
   testhooks_open(L);
+  lua_pushcfunction(L, tr_constant);
+  lua_setfield(L, -2, "constant");
   lua_pushcfunction(L, luax_set_error_ctor);
   lua_setfield(L, -2, "_set_error_ctor");
   lua_pushliteral(L, CORE_VERSION);

@@ -88,6 +88,7 @@ static int get_str(dec *d, const char **s, size_t *len) {
 }
 
 static int dec_value(dec *d);
+static int dec_const(dec *d);
 
 /* Fills slots i.. of the new table at t, up to n, straight into its array
  * part while the message holds numbers, booleans or nil (the new table's
@@ -186,7 +187,7 @@ static int dec_function(dec *d) {
   int only_env = 1;
   for (uint64_t i = 0; i < nups; i++)
     if (d->p[i] != U_ENV) { only_env = 0; break; }
-  if (!fn_load(L, only_env ? dec_ctx(d) : 0, d->m->blobs[bi], d->err)) return 0;
+  if (!fn_load(L, dec_ctx(d), d->m->blobs[bi], only_env, d->err)) return 0;
   int f = lua_gettop(L);
   lua_Debug ar;
   lua_pushvalue(L, f);
@@ -267,6 +268,7 @@ static int dec_value(dec *d) {
       push_ref(d, v);
       return 1;
     case T_LFUNC: return dec_function(d);
+    case T_CONST: return dec_const(d);
     case T_CFUNC: {
       const char *field;
       size_t flen;
@@ -298,10 +300,91 @@ static int dec_value(dec *d) {
   }
 }
 
+static int decode_values(lua_State *L, const tr_msg *m, size_t *pos, int lightuserdata,
+                         char *err, int depth);
+
+/* A constant (see codec.h): the state's own table if it came from here,
+ * else the copy decoded from its blob once per blob id, marked as a
+ * constant in turn so that it crosses back by reference too. */
+static int dec_const(dec *d) {
+  lua_State *L = d->L;
+  uint64_t ci, n;
+  if (!getv(d, &ci) || !getv(d, &n)) return 0;
+  if (ci >= (uint64_t)d->m->nblobs) return bad(d, "constant index out of range");
+  if (n > left(d) || n > (uint64_t)d->m->nblobs) return bad(d, "bad constant blob count");
+  tr_blob *b = d->m->blobs[ci];
+  if (b->len < CONST_HEAD) return bad(d, "truncated constant");
+  uint64_t pid, origin;
+  memcpy(&pid, b->code, 8);
+  memcpy(&origin, b->code + 8, 8);
+  int ctx = dec_ctx(d);
+  if (pid == cs_pid()) {
+    lua_rawgeti(L, ctx, CTX_CONSTBYID);
+    if (lua_rawgeti(L, -1, (lua_Integer)origin) == LUA_TTABLE) {
+      lua_remove(L, -2);
+      goto skip;
+    }
+    lua_pop(L, 2);
+  }
+  lua_rawgeti(L, ctx, CTX_CONSTCACHE);
+  if (lua_rawgeti(L, -1, (lua_Integer)b->id) == LUA_TTABLE) {
+    lua_remove(L, -2);
+    goto skip;
+  }
+  lua_pop(L, 2);
+  {
+    tr_blob **deps = lua_newuserdatauv(L, (n ? (size_t)n : 1) * sizeof *deps, 0);
+    for (uint64_t i = 0; i < n; i++) {
+      uint64_t k;
+      if (!getv(d, &k)) return 0;
+      if (k >= (uint64_t)d->m->nblobs) return bad(d, "constant index out of range");
+      deps[i] = d->m->blobs[k];
+    }
+    tr_msg view;
+    msg_init(&view);
+    view.data = (unsigned char *)b->code;
+    view.len = view.cap = b->len;
+    view.blobs = deps;
+    view.nblobs = view.capblobs = (int)n;
+    size_t pos = CONST_HEAD;
+    if (++d->depth > TR_MAXDEPTH) return bad(d, "nested too deeply");
+    int got = decode_values(L, &view, &pos, d->lightuserdata, d->err, d->depth);
+    d->depth--;
+    if (got < 0) return 0;
+    if (got != 1 || pos != b->len || !lua_istable(L, -1)) return bad(d, "bad constant");
+    lua_remove(L, -2);   /* the deps */
+    if (b->ndeps == 0 && n > 0 && !tr_blob_set_deps(b, deps, (int)n))
+      return luaL_error(L, "not enough memory");   /* a process worker's own blob */
+    cx_cache_put(L, ctx, CTX_CONSTCACHE, b->id);
+    lua_rawgeti(L, ctx, CTX_CONSTS);
+    lua_pushvalue(L, -2);
+    cx_push_blob(L, b);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+    cs_mark_any();
+    add_ref(d);
+    return 1;
+  }
+skip:
+  for (uint64_t i = 0; i < n; i++) {
+    uint64_t k;
+    if (!getv(d, &k)) return 0;
+    if (k >= (uint64_t)d->m->nblobs) return bad(d, "constant index out of range");
+  }
+  add_ref(d);
+  return 1;
+}
+
 int tr_decode(lua_State *L, const tr_msg *m, size_t *pos, int lightuserdata, char err[TR_ERRLEN]) {
+  return decode_values(L, m, pos, lightuserdata, err, 0);
+}
+
+static int decode_values(lua_State *L, const tr_msg *m, size_t *pos, int lightuserdata,
+                         char *err, int depth) {
   dec d = {0};
   d.L = L, d.m = m, d.p = m->data, d.end = m->data + m->len, d.lightuserdata = lightuserdata;
   d.err = err;
+  d.depth = depth;
   uint64_t n;
   err[0] = '\0';
   if (*pos > m->len) return bad(&d, "truncated"), -1;

@@ -19,6 +19,8 @@
 #include "arraypart.h"
 #include "codec.h"
 
+#define ENC_UPS 16
+
 typedef struct enc {
   lua_State *L;
   tr_msg *m;
@@ -33,6 +35,11 @@ typedef struct enc {
   int nrefs;
   int depth;
   int nups;     /* upvalue records in seen */
+  /* The first upvalues met, by id, kept here rather than in seen: a call
+   * of one closure with a few upvalues then needs no table at all. */
+  struct { void *id; lua_Integer at; } ups[ENC_UPS];
+  int nups_inline;
+  int const_root;   /* encoding a constant's own blob: its root is a table */
   tr_path path;
 } enc;
 
@@ -213,6 +220,91 @@ static int too_deep(enc *e) {
   return 0;
 }
 
+static int enc_value(enc *e, int idx);
+
+/* Encodes the constant table at idx into a blob of its own (see
+ * codec.h), leaving it on top in a box; NULL with the error in the path
+ * if something in it cannot cross. */
+static tr_blob *const_build(enc *e, int idx, int consts) {
+  lua_State *L = e->L;
+  luaL_checkstack(L, 8, "value nested too deeply");
+  lua_pushvalue(L, idx);
+  lua_pushboolean(L, 1);   /* being encoded: met again inside, it is copied */
+  lua_rawset(L, consts);
+  tr_msg *m = cs_push_msg(L);
+  int box = lua_gettop(L);
+  static const unsigned char head[CONST_HEAD];
+  enc c = {0};
+  c.L = L, c.m = m, c.o = e->o, c.path = e->path, c.depth = e->depth, c.const_root = 1;
+  put(&c, head, sizeof head);
+  lua_settop(L, box + 3);
+  c.ctx = box + 1, c.seen = box + 2, c.names = box + 3;
+  putv(&c, 1);
+  int ok = enc_value(&c, idx);
+  e->path = c.path;
+  if (ok && c.has_seen) cx_scratch_give(L, c.ctx, CTX_SEEN, c.seen, c.nrefs + c.nups, 0);
+  lua_settop(L, box);
+  tr_blob *b = NULL;
+  if (ok) {
+    b = tr_blob_new((const char *)m->data, m->len);
+    if (!b || !tr_blob_set_deps(b, m->blobs, m->nblobs)) {
+      tr_blob_unref(b);
+      luaL_error(L, "not enough memory");
+    }
+    uint64_t pid = cs_pid();
+    memcpy(b->code, &pid, 8);
+    memcpy(b->code + 8, &b->id, 8);
+    msg_free(m);
+    lua_pop(L, 1);
+    cx_push_blob(L, b);
+    tr_blob_unref(b);   /* the box holds it now */
+    lua_rawgeti(L, enc_ctx(e), CTX_CONSTBYID);
+    lua_pushvalue(L, idx);
+    lua_rawseti(L, -2, (lua_Integer)b->id);
+    lua_pop(L, 1);
+  } else {
+    lua_pop(L, 1);
+    lua_pushboolean(L, 0);   /* still marked, still not encoded */
+  }
+  lua_pushvalue(L, idx);
+  lua_pushvalue(L, -2);
+  lua_rawset(L, consts);
+  if (!ok) lua_pop(L, 1);
+  return b;
+}
+
+/* A table marked by futures.constant: CONST and its blob, made at the
+ * first send.  Returns -1 for a table that is no constant (or one being
+ * encoded: it is copied where it meets itself), else what the walk
+ * returns. */
+static int enc_const(enc *e, int idx) {
+  lua_State *L = e->L;
+  lua_rawgeti(L, enc_ctx(e), CTX_CONSTS);
+  int consts = lua_gettop(L);
+  lua_pushvalue(L, idx);
+  int t = lua_rawget(L, consts);
+  tr_blob *b = NULL;
+  if (t == LUA_TUSERDATA) {
+    b = *(tr_blob **)lua_touserdata(L, -1);
+  } else if (t == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
+    lua_pop(L, 1);
+    if (!(b = const_build(e, idx, consts))) { lua_settop(L, consts - 1); return 0; }
+  }
+  if (!b) { lua_settop(L, consts - 1); return -1; }
+  int ci = msg_add_blob(e->m, b);
+  if (ci < 0) luaL_error(L, "not enough memory");
+  put1(e, T_CONST);
+  putv(e, (uint64_t)ci);
+  putv(e, (uint64_t)b->ndeps);
+  for (int i = 0; i < b->ndeps; i++) {
+    int di = msg_add_blob(e->m, b->deps[i]);
+    if (di < 0) luaL_error(L, "not enough memory");
+    putv(e, (uint64_t)di);
+  }
+  lua_settop(L, consts - 1);
+  return 1;
+}
+
 /* A table: a module goes by name, and so does a metatable (as_mt) that a
  * loaded module holds (a class: geom.Vec), so that what the receiver gets
  * has the receiver's own geom.Vec; any other is copied.  The class name's
@@ -238,6 +330,12 @@ static int enc_table(enc *e, int idx, int as_mt) {
   }
   lua_pop(L, 1);
   if (enc_ref(e, idx)) return 1;
+  if (e->const_root) {
+    e->const_root = 0;
+  } else if (cs_any()) {
+    int c = enc_const(e, idx);
+    if (c >= 0) return c;
+  }
   if (++e->depth > TR_MAXDEPTH) return too_deep(e);
   luaL_checkstack(L, 6, "value nested too deeply");
   lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
@@ -297,6 +395,29 @@ static int enc_table(enc *e, int idx, int as_mt) {
   return 1;
 }
 
+/* Where the upvalue with this id was first met (fref*256+n), or 0. */
+static lua_Integer upvalue_seen(enc *e, void *id) {
+  for (int k = 0; k < e->nups_inline; k++)
+    if (e->ups[k].id == id) return e->ups[k].at;
+  if (e->nups == 0) return 0;
+  lua_pushlightuserdata(e->L, id);
+  lua_Integer at = lua_rawget(e->L, e->seen) == LUA_TNUMBER ? lua_tointeger(e->L, -1) : 0;
+  lua_pop(e->L, 1);
+  return at;
+}
+
+static void upvalue_add(enc *e, void *id, lua_Integer at) {
+  if (e->nups_inline < ENC_UPS) {
+    e->ups[e->nups_inline].id = id;
+    e->ups[e->nups_inline++].at = at;
+    return;
+  }
+  lua_pushlightuserdata(e->L, id);
+  lua_pushinteger(e->L, at);
+  lua_rawset(e->L, enc_seen(e));
+  e->nups++;
+}
+
 static int enc_function(enc *e, int idx) {
   lua_State *L = e->L;
   if (lua_iscfunction(L, idx)) {
@@ -322,20 +443,16 @@ static int enc_function(enc *e, int idx) {
   for (int i = 1; i <= ar.nups; i++) {
     const char *name = lua_getupvalue(L, idx, i);
     if (name && strcmp(name, "_ENV") == 0) { put1(e, U_ENV); lua_pop(L, 1); continue; }
-    lua_pushlightuserdata(L, lua_upvalueid(L, idx, i));
-    if (lua_rawget(L, enc_seen(e)) == LUA_TNUMBER) {
-      lua_Integer at = lua_tointeger(L, -1);
+    void *id = lua_upvalueid(L, idx, i);
+    lua_Integer at = upvalue_seen(e, id);
+    if (at) {
       put1(e, U_JOIN);
       putv(e, (uint64_t)(at >> 8));
       putv(e, (uint64_t)(at & 0xff));
-      lua_pop(L, 2);
+      lua_pop(L, 1);
       continue;
     }
-    lua_pop(L, 1);
-    lua_pushlightuserdata(L, lua_upvalueid(L, idx, i));
-    lua_pushinteger(L, fref * 256 + i);
-    lua_rawset(L, enc_seen(e));
-    e->nups++;
+    upvalue_add(e, id, fref * 256 + i);
     int top = lua_gettop(L);
     if (!enc_value(e, top)) {
       lua_settop(L, top - 1);   /* as in enc_table: keep the unwinding flat */

@@ -4,18 +4,25 @@
  * attachment list, so a function sent to many calls is dumped once and its
  * code copied never.
  *
- * Senders cache the blob per closure (weak keys: it goes with the closure)
- * and per dump content (weak values: two closures of one prototype, or one
- * function defined again, share a blob), so a function sent again costs a
- * table lookup.  Receivers cache the loaded closure per blob id when the
- * function has no upvalue but _ENV (it can then be shared: nothing of it
- * differs between calls), and otherwise load a fresh closure from the blob.
- * Bytecode is only ever loaded in binary mode, from blobs. */
+ * Senders cache the blob per prototype where proto.c allows (so the new
+ * closure that `function` makes on every run of a loop costs a lookup, not
+ * a dump), else per closure (weak keys: it goes with the closure), and
+ * per dump content (weak values: one function defined again shares a
+ * blob).  A prototype's address names it only while it lives, so the
+ * entry also holds, weakly, the last closure of it sent: a hit needs that
+ * closure alive, which proves the prototype is still the one dumped.
+ *
+ * Receivers cache per blob id: the loaded closure itself when the function
+ * has no upvalue but _ENV (it can be shared: nothing of it differs between
+ * calls), and otherwise a factory of fresh closures (proto.c), so that a
+ * function with upvalues is loaded once, not once per call.  Bytecode is
+ * only ever loaded in binary mode, from blobs. */
 #include <stdio.h>
 #include "lauxlib.h"
 #include "codec.h"
+#include "proto.h"
 
-#define LOADCACHE_MAX 1024
+#define PROTOCACHE_MAX 1024
 
 static int dump_writer(lua_State *L, const void *p, size_t sz, void *ud) {
   tr_msg *m = ud;
@@ -24,15 +31,76 @@ static int dump_writer(lua_State *L, const void *p, size_t sz, void *ud) {
   return 0;
 }
 
-tr_blob *fn_blob(lua_State *L, int ctx, int idx) {
-  lua_rawgeti(L, ctx, CTX_FNCACHE);
-  lua_pushvalue(L, idx);
-  if (lua_rawget(L, -2) == LUA_TUSERDATA) {
-    tr_blob *b = *(tr_blob **)lua_touserdata(L, -1);
+/* The blob cached for prototype p (of the closure at idx), or NULL. */
+static tr_blob *proto_hit(lua_State *L, int ctx, int idx, const void *p) {
+  tr_blob *b = NULL;
+  lua_rawgeti(L, ctx, CTX_PROTOFN);
+  lua_pushlightuserdata(L, (void *)p);
+  if (lua_rawget(L, -2) == LUA_TFUNCTION && pr_proto(L, -1) == p) {
+    lua_rawgeti(L, ctx, CTX_PROTOBLOB);
+    lua_pushlightuserdata(L, (void *)p);
+    if (lua_rawget(L, -2) == LUA_TUSERDATA) {
+      b = *(tr_blob **)lua_touserdata(L, -1);
+      /* The closure now sent is the one most likely still alive next time. */
+      lua_pushlightuserdata(L, (void *)p);
+      lua_pushvalue(L, idx);
+      lua_rawset(L, -6);
+    }
     lua_pop(L, 2);
-    return b;
   }
+  lua_pop(L, 2);
+  return b;
+}
+
+/* Caches the blob box on top for prototype p of the closure at idx. */
+static void proto_keep(lua_State *L, int ctx, int idx, const void *p) {
+  lua_rawgeti(L, ctx, CTX_PROTOBLOB);
+  lua_getfield(L, -1, "n");
+  lua_Integer count = lua_tointeger(L, -1) + 1;
   lua_pop(L, 1);
+  if (count > PROTOCACHE_MAX) {   /* a plain bounded cache: dropped when full */
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, ctx, CTX_PROTOBLOB);
+    lua_rawgeti(L, ctx, CTX_PROTOFN);
+    lua_getmetatable(L, -1);
+    lua_newtable(L);
+    lua_insert(L, -2);
+    lua_setmetatable(L, -2);
+    lua_rawseti(L, ctx, CTX_PROTOFN);
+    lua_pop(L, 1);
+    count = 1;
+  }
+  lua_pushinteger(L, count);
+  lua_setfield(L, -2, "n");
+  lua_pushlightuserdata(L, (void *)p);
+  lua_pushvalue(L, -3);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+  lua_rawgeti(L, ctx, CTX_PROTOFN);
+  lua_pushlightuserdata(L, (void *)p);
+  lua_pushvalue(L, idx);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+}
+
+tr_blob *fn_blob(lua_State *L, int ctx, int idx) {
+  idx = lua_absindex(L, idx);
+  const void *p = pr_proto(L, idx);
+  if (p) {
+    tr_blob *b = proto_hit(L, ctx, idx, p);
+    if (b) return b;
+  } else {
+    lua_rawgeti(L, ctx, CTX_FNCACHE);
+    lua_pushvalue(L, idx);
+    if (lua_rawget(L, -2) == LUA_TUSERDATA) {
+      tr_blob *b = *(tr_blob **)lua_touserdata(L, -1);
+      lua_pop(L, 2);
+      return b;
+    }
+    lua_pop(L, 2);
+  }
   tr_msg dump;
   msg_init(&dump);
   lua_pushvalue(L, idx);
@@ -55,47 +123,55 @@ tr_blob *fn_blob(lua_State *L, int ctx, int idx) {
     lua_pushvalue(L, -2);
     lua_rawset(L, -4);
   }
-  /* stack: fncache, dump, codecache, box */
-  lua_pushvalue(L, idx);
-  lua_pushvalue(L, -2);
-  lua_rawset(L, -6);
+  /* stack: dump, codecache, box */
+  if (p) {
+    proto_keep(L, ctx, idx, p);
+  } else {
+    lua_rawgeti(L, ctx, CTX_FNCACHE);
+    lua_pushvalue(L, idx);
+    lua_pushvalue(L, -3);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+  }
   tr_blob *b = *(tr_blob **)lua_touserdata(L, -1);
-  lua_pop(L, 4);
+  lua_pop(L, 3);
   return b;
 }
 
-int fn_load(lua_State *L, int ctx, const tr_blob *b, char *err) {
-  if (ctx) {
-    lua_rawgeti(L, ctx, CTX_LOADCACHE);
-    if (lua_rawgeti(L, -1, (lua_Integer)b->id) == LUA_TFUNCTION) {
-      lua_remove(L, -2);
-      return 1;
-    }
-    lua_pop(L, 1);
-  }
-  if (luaL_loadbufferx(L, b->code, b->len, "=(transferred function)", "b") != LUA_OK) {
-    snprintf(err, TR_ERRLEN, "malformed message: bad function code (%.120s)",
-             lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?");
-    lua_pop(L, ctx ? 2 : 1);
-    return 0;
-  }
-  if (ctx) {
-    /* The cache is a plain table of bounded size: dropped when full. */
-    lua_getfield(L, -2, "n");
-    lua_Integer count = lua_tointeger(L, -1) + 1;
-    lua_pop(L, 1);
-    if (count > LOADCACHE_MAX) {
-      lua_newtable(L);
-      lua_pushvalue(L, -1);
-      lua_rawseti(L, ctx, CTX_LOADCACHE);
-      lua_replace(L, -3);
-      count = 1;
-    }
-    lua_pushinteger(L, count);
-    lua_setfield(L, -3, "n");
-    lua_pushvalue(L, -1);
-    lua_rawseti(L, -3, (lua_Integer)b->id);
+/* Pushes t[id] of the bounded per-id cache in ctx slot `slot`, or
+ * nothing (returning 0). */
+static int cache_get(lua_State *L, int ctx, int slot, uint64_t id, int type) {
+  lua_rawgeti(L, ctx, slot);
+  if (lua_rawgeti(L, -1, (lua_Integer)id) == type) {
     lua_remove(L, -2);
+    return 1;
   }
+  lua_pop(L, 2);
+  return 0;
+}
+
+static int load_blob(lua_State *L, const tr_blob *b, char *err) {
+  if (luaL_loadbufferx(L, b->code, b->len, "=(transferred function)", "b") == LUA_OK) return 1;
+  snprintf(err, TR_ERRLEN, "malformed message: bad function code (%.120s)",
+           lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?");
+  lua_pop(L, 1);
+  return 0;
+}
+
+int fn_load(lua_State *L, int ctx, const tr_blob *b, int shared, char *err) {
+  if (shared) {
+    if (cache_get(L, ctx, CTX_LOADCACHE, b->id, LUA_TFUNCTION)) return 1;
+    if (!load_blob(L, b, err)) return 0;
+    cx_cache_put(L, ctx, CTX_LOADCACHE, b->id);
+    return 1;
+  }
+  if (!pr_enabled()) return load_blob(L, b, err);
+  if (!cache_get(L, ctx, CTX_FACTORY, b->id, LUA_TFUNCTION)) {
+    if (!load_blob(L, b, err)) return 0;
+    if (!pr_factory(L, -1)) return 1;   /* none for this one: the loaded closure */
+    lua_remove(L, -2);
+    cx_cache_put(L, ctx, CTX_FACTORY, b->id);
+  }
+  lua_call(L, 0, 1);
   return 1;
 }

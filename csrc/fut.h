@@ -5,19 +5,12 @@
 #include <stdatomic.h>
 #include "fifo.h"
 #include "msg.h"
+#include "outcome.h"
 #include "owner.h"
 
 enum { F_PENDING, F_RUNNING, F_CANCELLED, F_FINISHED, F_FAILED };
 static inline int fut_done(int st) { return st >= F_CANCELLED; }
 
-/* How a finished call's message is to be read. */
-enum {
-  OUT_VALUES,     /* msg: the returned values */
-  OUT_ERROR,      /* msg: the error value; traceback set */
-  OUT_TRANSFER,   /* msg: one string, why a value could not cross */
-  OUT_BROKEN,     /* msg: one string, why the executor broke */
-  OUT_LOCAL       /* outcome already stored in the Lua object */
-};
 
 /* One registration of a watcher on a future: an intrusive node that the
  * future's list edits (under the future's lock) and the watcher owns.

@@ -11,6 +11,8 @@ tr_blob *tr_blob_new(const char *code, size_t len) {
   if (!b) return NULL;
   atomic_init(&b->refs, 1);
   b->id = atomic_fetch_add(&next_blob_id, 1);
+  b->deps = NULL;
+  b->ndeps = 0;
   b->len = len;
   b->kind = NULL;
   memcpy(b->code, code, len);
@@ -32,8 +34,23 @@ void tr_blob_ref(tr_blob *b) { atomic_fetch_add_explicit(&b->refs, 1, memory_ord
 void tr_blob_unref(tr_blob *b) {
   if (b && atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1) {
     if (b->kind) b->kind->destroy(b);
+    for (int i = 0; i < b->ndeps; i++) tr_blob_unref(b->deps[i]);
+    free(b->deps);
     free(b);
   }
+}
+
+int tr_blob_set_deps(tr_blob *b, tr_blob *const *deps, int n) {
+  if (n <= 0) return 1;
+  tr_blob **d = malloc((size_t)n * sizeof *d);
+  if (!d) return 0;
+  for (int i = 0; i < n; i++) {
+    tr_blob_ref(deps[i]);
+    d[i] = deps[i];
+  }
+  b->deps = d;
+  b->ndeps = n;
+  return 1;
 }
 
 void msg_init(tr_msg *m) {

@@ -23,14 +23,18 @@ typedef struct tr_kind {
   int (*push)(struct lua_State *L, tr_blob *b);   /* the receiver's Lua value; 0 with no push on OOM */
 } tr_kind;
 
-/* The dumped bytecode of one Lua function prototype, shared read-only by
- * every message that sends it (kind NULL), or a shared object (kind set,
- * the object in code[], len its size).  `id` is unique within this
- * process and never reused, so receivers may cache what they loaded from
- * it by id. */
+/* The dumped bytecode of one Lua function prototype, or the encoded bytes
+ * of a constant (futures.constant), shared read-only by every message that
+ * sends it (kind NULL); or a shared object (kind set, the object in
+ * code[], len its size).  `id` is unique within this process and never
+ * reused, so receivers may cache what they loaded from it by id.  A
+ * constant's blob lists the blobs its bytes refer to (deps, each ref'd): a
+ * message that sends it sends those too. */
 struct tr_blob {
   atomic_int refs;
   uint64_t id;
+  struct tr_blob **deps;
+  int ndeps;
   size_t len;
   const tr_kind *kind;
   _Alignas(16) char code[];
@@ -43,6 +47,9 @@ tr_blob *tr_blob_new(const char *code, size_t len);  /* NULL if out of memory */
 tr_blob *tr_blob_new_obj(const tr_kind *kind, size_t size);
 void tr_blob_ref(tr_blob *b);
 void tr_blob_unref(tr_blob *b);
+/* Gives b (which has none yet, and is not shared yet) refs to n blobs as
+ * its deps; 0 if out of memory. */
+int tr_blob_set_deps(tr_blob *b, tr_blob *const *deps, int n);
 
 #define MSG_INLINE 24   /* a tiny call or result: no allocation */
 #define MSG_INLINE_BLOBS 1

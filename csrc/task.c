@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "lauxlib.h"
-#include "fut.h"
+#include "outcome.h"
 #include "task.h"
 #include "transfer.h"
 

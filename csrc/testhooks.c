@@ -1,12 +1,13 @@
 /* Entry points for the specs: _roundtrip copies values into a private
  * state and back, the way a task's values travel; _direct_arrays turns
- * the codec's direct access to array parts off and on, so that specs run
- * both paths. */
+ * the codec's direct access to array parts off and on, and _proto_cache
+ * its use of prototypes, so that specs run both paths. */
 #include <stdio.h>
 #include <stdlib.h>
 #include "lauxlib.h"
 #include "arraypart.h"
 #include "luax.h"
+#include "proto.h"
 #include "testhooks.h"
 #include "transfer.h"
 #include "workerstate.h"
@@ -67,6 +68,15 @@ static int l_direct_arrays(lua_State *L) {
   return 1;
 }
 
+/* _proto_cache(on) turns the codec's use of prototypes (one blob per
+ * prototype on the sender, closure factories on the receiver) off or
+ * back on for this process; returns whether it is on. */
+static int l_proto_cache(lua_State *L) {
+  if (!lua_isnone(L, 1)) pr_enable(lua_toboolean(L, 1));
+  lua_pushboolean(L, pr_enabled());
+  return 1;
+}
+
 void testhooks_open(lua_State *L) {
   if (luax_newclass(L, &msgbox_class)) {
     lua_pushcfunction(L, msgbox_gc);
@@ -76,6 +86,7 @@ void testhooks_open(lua_State *L) {
   static const luaL_Reg funcs[] = {
     {"_roundtrip", l_roundtrip},
     {"_direct_arrays", l_direct_arrays},
+    {"_proto_cache", l_proto_cache},
     {NULL, NULL}
   };
   luaL_setfuncs(L, funcs, 0);

@@ -36,6 +36,10 @@ int tr_decode(lua_State *L, const tr_msg *m, size_t *pos, int lightuserdata,
 /* Appends a message of one string value, without a Lua state; 0 on OOM. */
 int tr_encode_string(tr_msg *m, const char *s, size_t len);
 
+/* futures.constant(t) -> t, marked to cross to each receiving state once
+ * (the module's function, see consts.c). */
+int tr_constant(lua_State *L);
+
 /* Per-state caches used by the codec (registry tables); opened by core. */
 void tr_open(lua_State *L);
 #endif

@@ -14,7 +14,7 @@
  *   FAILED why (rest)                           the initializer failed
  * Every TASK the worker starts gets one RESULT, in the order sent; one the
  * parent took back before it started (claim.c) gets none.
- * Messages are transfer.c encodings; their code blobs travel by id one way
+ * Messages are the codec's encodings (codec.h); their code blobs travel by id one way
  * (the parent keeps a bounded set of blobs in each worker: procdefs.c) and inline the other.
  */
 #ifndef FUTURES_WIRE_H

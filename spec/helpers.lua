@@ -56,6 +56,12 @@ function helpers.await_gate(path, timeout)
   end
 end
 
+-- An executor's counters, by name.
+function helpers.stats(ex)
+  local workers, idle, pending, started = ex:_stats()
+  return { workers = workers, idle = idle, pending = pending, started = started }
+end
+
 -- pcall that expects a failure; returns the error value.
 function helpers.error_of(fn, ...)
   local ok, e = pcall(fn, ...)

@@ -37,10 +37,7 @@ local function assert_clean(fds)
   end, LONG, "no child process and " .. fds .. " descriptors (have " .. fd_count() .. ")")
 end
 
-local function stats(ex)
-  local workers, idle, pending, started = ex:_stats()
-  return { workers = workers, idle = idle, pending = pending, started = started }
-end
+local stats = helpers.stats
 
 local function getpid() return require("futures").getpid() end
 
@@ -64,13 +61,6 @@ describe("ProcessPoolExecutor", function()
   end)
 
   describe("construction", function()
-    it("takes a number or an options table", function()
-      local a <close> = futures.ProcessPoolExecutor(3)
-      assert.matches("^<ProcessPoolExecutor max_workers=3 workers=0 pending=0>$", tostring(a))
-      local b <close> = futures.ProcessPoolExecutor{ max_workers = 2, max_tasks_per_child = 5 }
-      assert.matches("max_workers=2 ", tostring(b))
-    end)
-
     it("defaults max_workers to cpu_count()", function()
       local a <close> = futures.ProcessPoolExecutor()
       assert.matches("max_workers=" .. futures.cpu_count() .. " ", tostring(a))
@@ -86,10 +76,6 @@ describe("ProcessPoolExecutor", function()
       arg_error("initializer", futures.ProcessPoolExecutor, { initializer = 1 })
     end)
 
-    it("fails with a TransferError for initargs that cannot cross", function()
-      raises(futures.TransferError, futures.ProcessPoolExecutor,
-        { max_workers = 1, initializer = function() end, initargs = { io.stdout } })
-    end)
   end)
 
   describe("submit", function()
@@ -258,16 +244,6 @@ describe("ProcessPoolExecutor", function()
       assert.equal("still", px:submit(function() return "still" end):result(LONG))
     end)
 
-    it("copies arguments: a worker's change is not seen", function()
-      local t = { n = 1 }
-      assert.equal(2, px:submit(function(x) x.n = 2; return x.n end, t):result(LONG))
-      assert.equal(1, t.n)
-    end)
-
-    it("rejects what cannot be called", function()
-      arg_error({ "submit", "callable" }, function() px:submit(42) end)
-      arg_error({ "submit" }, function() px:submit() end)
-    end)
   end)
 
   describe("map", function()
@@ -611,55 +587,6 @@ describe("ProcessPoolExecutor", function()
       raises(futures.ShutdownError, px.submit, px, print)
       px:shutdown()   -- twice: harmless
       contains(tostring(px), "shutdown")
-    end)
-
-    it("with wait false returns at once; the work still runs", function()
-      local px = futures.ProcessPoolExecutor(1)
-      local g <close> = gate()
-      local running = px:submit(await_gate, g.path)
-      local pending = px:submit(function() return "later" end)
-      helpers.wait_running(running)
-      px:shutdown(false)
-      assert.is_false(running:done())
-      raises(futures.ShutdownError, px.submit, px, print)
-      g.open()
-      assert.is_true(running:result(LONG))
-      assert.equal("later", pending:result(LONG))
-      px:shutdown(true)
-      assert.same({}, px:_pids())
-    end)
-
-    it("with cancel_futures cancels the pending calls, not the running ones", function()
-      local px = futures.ProcessPoolExecutor(1)
-      local g <close> = gate()
-      local running = px:submit(function(path) require("helpers").await_gate(path); return "ran" end, g.path)
-      helpers.wait_running(running)
-      local fs = {}
-      for i = 1, 10 do
-        fs[i] = px:submit(function() return i end)
-        -- the running call ends only once shutdown has cancelled the rest
-        fs[i]:add_done_callback(function(f) if f:cancelled() then g.open() end end)
-      end
-      px:shutdown(true, true)
-      assert.equal("ran", running:result(0))
-      local cancelled = 0
-      for i = 1, 10 do
-        assert.is_true(fs[i]:done())
-        if fs[i]:cancelled() then
-          cancelled = cancelled + 1
-          raises(futures.CancelledError, fs[i].result, fs[i], 0)
-        else
-          assert.equal(i, fs[i]:result(0))   -- sent ahead: counted as running
-        end
-      end
-      assert.is_true(cancelled >= 7, cancelled .. " cancelled")
-      assert.same({}, px:_pids())
-    end)
-
-    it("of an executor that never started a worker is immediate", function()
-      local px = futures.ProcessPoolExecutor(4)
-      px:shutdown()
-      assert.equal(0, stats(px).started)
     end)
 
     it("happens at the end of a <close> scope, keeping an error in flight", function()

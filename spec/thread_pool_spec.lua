@@ -8,23 +8,11 @@ local LONG = helpers.LONG
 local gate, await_gate = helpers.gate, helpers.await_gate
 local raises, arg_error = helpers.raises, helpers.arg_error
 
-local function stats(ex)
-  local workers, idle, pending, started = ex:_stats()
-  return { workers = workers, idle = idle, pending = pending, started = started }
-end
+local stats = helpers.stats
 
 describe("ThreadPoolExecutor", function()
 
   describe("construction", function()
-    it("takes a number or an options table", function()
-      local a <close> = futures.ThreadPoolExecutor(3)
-      assert.matches("^<ThreadPoolExecutor max_workers=3 workers=0 pending=0>$", tostring(a))
-      local b <close> = futures.ThreadPoolExecutor{ max_workers = 2 }
-      assert.matches("max_workers=2", tostring(b))
-      local c <close> = futures.ThreadPoolExecutor(2.0)   -- an integral float is fine
-      assert.matches("max_workers=2 ", tostring(c))
-    end)
-
     it("defaults max_workers to min(32, cpu_count() + 4)", function()
       local want = math.min(32, futures.cpu_count() + 4)
       local a <close> = futures.ThreadPoolExecutor()
@@ -49,11 +37,6 @@ describe("ThreadPoolExecutor", function()
       arg_error("initializer", futures.ThreadPoolExecutor, { initializer = 42 })
       arg_error("initargs", futures.ThreadPoolExecutor, { initializer = print, initargs = 1 })
       arg_error("thread_name_prefix", futures.ThreadPoolExecutor, { thread_name_prefix = 7 })
-    end)
-
-    it("fails with a TransferError for initargs that cannot cross", function()
-      raises(futures.TransferError, futures.ThreadPoolExecutor,
-        { max_workers = 1, initializer = function() end, initargs = { io.stdout } })
     end)
 
     it("has a string form with kind and state", function()
@@ -85,13 +68,6 @@ describe("ThreadPoolExecutor", function()
     local ex
     setup(function() ex = futures.ThreadPoolExecutor(4) end)
     teardown(function() ex:shutdown() end)
-
-    it("rejects what cannot be called", function()
-      arg_error({ "#1", "submit", "callable" }, function() ex:submit() end)
-      arg_error({ "#1", "submit" }, function() ex:submit(42) end)
-      arg_error({ "#1", "submit" }, function() ex:submit({}) end)
-      arg_error({ "#1", "submit" }, function() ex:submit("print") end)
-    end)
 
     it("runs callable tables", function()
       local callable = setmetatable({ base = 10 }, { __call = function(self, x) return self.base + x end })
@@ -128,13 +104,6 @@ describe("ThreadPoolExecutor", function()
       assert.equal("fine", good:result(LONG))
       local co = ex:submit(function() return { co = coroutine.create(print) } end)
       helpers.contains(co:exception(LONG).message, "coroutine")
-    end)
-
-    it("copies arguments: a worker's change is not seen", function()
-      local t = { n = 1 }
-      local f = ex:submit(function(x) x.n = 2; return x.n end, t)
-      assert.equal(2, f:result(LONG))
-      assert.equal(1, t.n)
     end)
 
     it("gives every worker the creator's package.path and cpath", function()
@@ -373,45 +342,6 @@ describe("ThreadPoolExecutor", function()
       assert.same({ workers = 0, idle = 0, pending = 0, started = 2 }, stats(ex))
     end)
 
-    it("with wait false returns at once; the work still runs", function()
-      local ex = futures.ThreadPoolExecutor(1)
-      local g <close> = gate()
-      local running = ex:submit(await_gate, g.path)
-      local pending = ex:submit(function() return "later" end)
-      helpers.wait_running(running)
-      ex:shutdown(false)
-      assert.is_false(pending:done())
-      raises(futures.ShutdownError, ex.submit, ex, print)
-      g.open()
-      assert.is_true(running:result(LONG))
-      assert.equal("later", pending:result(LONG))
-      ex:shutdown(true)
-      assert.equal(0, stats(ex).workers)
-    end)
-
-    it("with cancel_futures cancels the pending calls, not the running one", function()
-      local ex = futures.ThreadPoolExecutor(1)
-      local g <close> = gate()
-      local running = ex:submit(function(path) await_gate(path); return "ran" end, g.path)
-      helpers.wait_running(running)
-      local pending, cancelled_cb = {}, 0
-      for i = 1, 5 do
-        pending[i] = ex:submit(function() return i end)
-        -- the running call ends only once shutdown has cancelled the rest
-        pending[i]:add_done_callback(function(f)
-          if f:cancelled() then cancelled_cb = cancelled_cb + 1; g.open() end
-        end)
-      end
-      ex:shutdown(true, true)
-      assert.equal("ran", running:result(0))
-      for _, f in ipairs(pending) do
-        assert.is_true(f:cancelled())
-        raises(futures.CancelledError, f.result, f)
-      end
-      assert.equal(5, cancelled_cb)
-      assert.equal(0, stats(ex).workers)
-    end)
-
     it("raises ShutdownError on submit afterwards, and is harmless twice", function()
       local ex = futures.ThreadPoolExecutor(1)
       assert.equal(1, ex:submit(function() return 1 end):result(LONG))
@@ -425,11 +355,6 @@ describe("ThreadPoolExecutor", function()
       raises(futures.ShutdownError, function() for _ in ex:map(print, { 1 }) do end end)
     end)
 
-    it("of an executor that never started a worker is immediate", function()
-      local ex = futures.ThreadPoolExecutor(3)
-      ex:shutdown()
-      assert.same({ workers = 0, idle = 0, pending = 0, started = 0 }, stats(ex))
-    end)
   end)
 
   describe("as a to-be-closed variable", function()

@@ -10,6 +10,7 @@ local futures = {
   sleep = core.sleep,
   current_worker = core.current_worker,
   getpid = core.getpid,   -- not in Python's module: os.getpid has no Lua twin
+  constant = core.constant,   -- t crosses to each worker once; t must not change after
 }
 
 ---------------------------------------------------------------- errors

@@ -1,0 +1,40 @@
+/* Access to the prototype (the compiled code) behind a Lua closure, for
+ * the codec's code blobs.  Lua 5.4 makes a new closure each time a
+ * `function` expression runs, so a cache per closure misses for
+ * `ex:submit(function(x) ... end, i)` in a loop; a cache per prototype
+ * does not.  The receiving side makes fresh closures of a loaded
+ * prototype without loading its code again.
+ *
+ * Both need Lua's private structures (lobject.h: LClosure, Proto,
+ * Upvaldesc).  pr_check verifies them in a live state before anything
+ * uses them; until then, or if they do not match, pr_proto and pr_factory
+ * say "not available" and the caller takes the public API (lua_dump,
+ * lua_load), only slower. */
+#ifndef FUTURES_PROTO_H
+#define FUTURES_PROTO_H
+#include "lua.h"
+
+/* Verifies the layout once per process (later calls return at once). */
+void pr_check(lua_State *L);
+
+/* Turns prototype access off or back on (specs run both ways); on only
+ * if pr_check passed.  pr_enabled: whether it is on. */
+void pr_enable(int on);
+int pr_enabled(void);
+
+/* The prototype of the Lua function at idx, as an opaque address; NULL
+ * when access is off or the value is not a Lua function.  The address
+ * names the prototype only while a closure of it is alive. */
+const void *pr_proto(lua_State *L, int idx);
+
+/* A factory for the Lua function at idx: pushes a function that, called
+ * with no arguments, returns a new closure of the same prototype whose
+ * upvalues are fresh and nil (the caller sets every one).  It keeps that
+ * prototype alive.  The prototype's own upvalue descriptions are
+ * rewritten on the way (they only matter to an enclosing function, which
+ * a loaded main function does not have), so use it only on a function
+ * loaded for the purpose.  Returns 0, pushing nothing, when access is off
+ * or the function has no upvalue or too many. */
+int pr_factory(lua_State *L, int idx);
+
+#endif
