@@ -29,7 +29,7 @@
 
 typedef struct qbox { tr_blob *b; } qbox;   /* NULL once finalized */
 
-static const luax_class queue_class = {"futures.Queue", NULL};
+static const luax_class queue_class = {"futures.Queue", &tr_shared_class};
 static const luax_class scratch_class = {"futures.QueueScratch", NULL};
 static const luax_class qwait_class = {"futures.QueueWait", NULL};
 static const char k_objects;
@@ -37,6 +37,7 @@ static const char k_objects;
 
 static void local_destroy(tr_blob *b) { queue_destroy(b); }
 static int push_blob(lua_State *L, tr_blob *b);
+static void setup(lua_State *L);
 
 static const tr_kind local_kind = {"queue", 1, local_destroy, push_blob};
 
@@ -65,7 +66,8 @@ static int qbox_gc(lua_State *L) {
 /* Pushes the state's Queue for b (made, with a reference of its own, if
  * there is none yet). */
 static int push_blob(lua_State *L, tr_blob *b) {
-  if (!lua_checkstack(L, 4)) return 0;
+  if (!lua_checkstack(L, 8)) return 0;
+  setup(L);
   lua_rawgetp(L, LUA_REGISTRYINDEX, OBJECTS);
   if (lua_rawgetp(L, -1, b) == LUA_TUSERDATA) {
     lua_remove(L, -2);
@@ -341,7 +343,12 @@ static int l_new(lua_State *L) {
   return 1;
 }
 
-void queueobj_open(lua_State *L) {
+/* The class, its methods and the state's weak table of queues, made on
+ * first use: a worker state gets its first queue by decoding one, without
+ * having opened the module. */
+static void setup(lua_State *L) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, OBJECTS) == LUA_TTABLE) { lua_pop(L, 1); return; }
+  lua_pop(L, 1);
   lua_newtable(L);
   lua_createtable(L, 0, 1);
   lua_pushliteral(L, "v");
@@ -376,6 +383,10 @@ void queueobj_open(lua_State *L) {
     lua_setfield(L, -2, "__index");
   }
   lua_pop(L, 2);
+}
+
+void queueobj_open(lua_State *L) {
+  setup(L);
   lua_pushcfunction(L, l_new);
   lua_setfield(L, -2, "Queue");
 }
