@@ -163,6 +163,23 @@ static double opt_deadline(lua_State *L, int arg) {
   return clk_now() + t;
 }
 
+static int run_callbacks_p(lua_State *L);
+static void warn_error(lua_State *L, const char *what);
+
+/* A future done already runs its own due callbacks before result() or
+ * exception() returns (no other future's, and none inside a callback:
+ * they never nest); its queued job then finds nothing left to run. */
+static void run_own_callbacks(lua_State *L, fut_t *f) {
+  fut_settled_state(f);
+  if (owner_get(L)->running) return;
+  lua_pushcfunction(L, run_callbacks_p);
+  lua_pushlightuserdata(L, f);
+  if (lua_pcall(L, 1, 2, 0) != LUA_OK) { warn_error(L, "futures: cannot run done callbacks: "); return; }
+  int interrupted = lua_toboolean(L, -1);
+  lua_pop(L, 2);
+  if (interrupted) owner_raise_interrupt(L);
+}
+
 static void raise_if_cancelled(lua_State *L, fut_t *f) {
   if (atomic_load(&f->state) == F_CANCELLED) luax_error(L, LUAX_CANCELLED, "the future was cancelled");
 }
@@ -175,6 +192,7 @@ static fut_t *await(lua_State *L, int status, lua_KFunction k) {
   fut_t *f = self_fut(L);
   double deadline = status == LUA_OK ? opt_deadline(L, 2) : -1;   /* checked even if done */
   if (fut_done(atomic_load(&f->state))) {
+    if (f->cb_owner) run_own_callbacks(L, f);
     raise_if_cancelled(L, f);
     return f;
   }
@@ -229,9 +247,12 @@ static int single_result(lua_State *L, future_box *b) {
 /* A string error re-raised by result() carries the worker's stack after
  * it, as Python shows the remote traceback: [msg, tb] -> [msg + stack]. */
 static void with_traceback(lua_State *L) {
-  const char *stack = strstr(lua_tostring(L, -1), "\nstack traceback:");
+  const char *tb = lua_tostring(L, -1), *stack = strstr(tb, "\nstack traceback:");
   if (stack) {
     lua_pushfstring(L, "%s\nworker traceback:%s", lua_tostring(L, -2), stack + sizeof "\nstack traceback:" - 1);
+    lua_replace(L, -3);
+  } else if ((stack = strstr(tb, "\ncoroutine traceback:"))) {   /* futures.spawn's own */
+    lua_pushfstring(L, "%s%s", lua_tostring(L, -2), stack);
     lua_replace(L, -3);
   }
   lua_pop(L, 1);

@@ -38,6 +38,8 @@ static void ended(lua_State *L, susp_t *s, lua_State *co, int st) {
     const char *msg = lua_type(co, -1) == LUA_TSTRING ? lua_tostring(co, -1) : NULL;
     if (!msg) msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(co, -1));
     luaL_traceback(L, co, msg, 0);
+    luaL_gsub(L, lua_tostring(L, -1), "\nstack traceback:", "\ncoroutine traceback:");
+    lua_remove(L, -2);
     if (lua_type(co, -1) != LUA_TSTRING) lua_remove(L, -2);
     lua_xmove(co, L, 1);                 /* the error value */
     close_thread(co, L);

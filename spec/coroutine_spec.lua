@@ -118,6 +118,8 @@ describe("futures.spawn", function()
     local e = f:exception()
     assert.matches("attempt to index a nil value", e)
     assert.matches("coroutine_spec%.lua", f:traceback())
+    local _, raised = pcall(f.result, f)
+    assert.equal(e .. "\ncoroutine traceback:\n", raised:sub(1, #e + 22))
   end)
 
   it("explains a coroutine that yields on its own instead of hanging", function()

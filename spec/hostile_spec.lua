@@ -119,7 +119,7 @@ describe("done-callbacks", function()
     assert.equal(300, ran)
   end)
 
-  it("are not run by result() on a future that is done already", function()
+  it("of other futures are not run by result() on a future that is done already", function()
     local f = ex:submit(function() return 1 end)
     assert.equal(1, f:result(LONG))
     local ran = 0
@@ -127,6 +127,19 @@ describe("done-callbacks", function()
     assert.equal(1, f:result())
     assert.equal(0, ran)
     assert.equal(3, futures.poll())
+  end)
+
+  it("of the future itself have run when result() returns, done already or not", function()
+    local ran, others = {}, 0
+    local fs = queued(3, function(f) ran[#ran + 1] = f:result() end)
+    queued(2, function() others = others + 1 end)
+    assert.equal(2, fs[2]:result())   -- done already: its own callback runs, no other
+    assert.same({ 2 }, ran)
+    assert.equal(0, others)
+    assert.equal(4, futures.poll())   -- the rest; fs[2]'s job finds nothing left
+    table.sort(ran)
+    assert.same({ 1, 2, 3 }, ran)
+    assert.equal(2, others)
   end)
 end)
 
