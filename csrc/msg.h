@@ -21,6 +21,7 @@ typedef struct tr_kind {
   int threads;                          /* may cross to this process's thread workers? */
   void (*destroy)(tr_blob *b);          /* the last reference went: free what obj holds */
   int (*push)(struct lua_State *L, tr_blob *b);   /* the receiver's Lua value; 0 with no push on OOM */
+  uint64_t (*wire_id)(tr_blob *b);      /* its id on the pipes: the parent process's */
 } tr_kind;
 
 /* The dumped bytecode of one Lua function prototype, or the encoded bytes

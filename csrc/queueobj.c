@@ -39,11 +39,15 @@ static void local_destroy(tr_blob *b) { queue_destroy(b); }
 static int push_blob(lua_State *L, tr_blob *b);
 static void setup(lua_State *L);
 
-static const tr_kind local_kind = {"queue", 1, local_destroy, push_blob};
+static uint64_t local_id(tr_blob *b) { return b->id; }
 
-static void remote_destroy(tr_blob *b) { (*(const queue_remote_ops **)TR_BLOB_OBJ(b))->destroy(b); }
+static const tr_kind local_kind = {"queue", 1, local_destroy, push_blob, local_id};
 
-const tr_kind queueobj_remote_kind = {"queue", 0, remote_destroy, push_blob};
+static const queue_remote_ops *ops_of(tr_blob *b) { return *(const queue_remote_ops **)TR_BLOB_OBJ(b); }
+static void remote_destroy(tr_blob *b) { ops_of(b)->destroy(b); }
+static uint64_t remote_id(tr_blob *b) { return ops_of(b)->wire_id(b); }
+
+const tr_kind queueobj_remote_kind = {"queue", 0, remote_destroy, push_blob, remote_id};
 
 static const queue_remote_ops *remote_of(tr_blob *b) {
   return b->kind == &local_kind ? NULL : *(const queue_remote_ops **)TR_BLOB_OBJ(b);
@@ -219,7 +223,8 @@ static int remote_op(lua_State *L, tr_blob *b, const queue_remote_ops *r, int ge
   tr_msg *m = scratch(L);
   if (getting) {
     int rc = r->get(L, b, m, deadline);
-    return rc == QUEUE_OK ? push_got(L, m, 0) : rc;
+    if (rc == QUEUE_OK) push_got(L, m, 0);
+    return rc;
   }
   char err[TR_ERRLEN];
   tr_opts o = {0, "the value", 0};

@@ -17,6 +17,7 @@ typedef struct queue_remote_ops {
   void (*info)(lua_State *L, tr_blob *b, size_t *size, size_t *maxsize, int *closed);
   void (*close)(lua_State *L, tr_blob *b);
   void (*destroy)(tr_blob *b);   /* the worker holds it no more */
+  uint64_t (*wire_id)(tr_blob *b);   /* the parent's id of the queue */
 } queue_remote_ops;
 
 extern const tr_kind queueobj_remote_kind;
