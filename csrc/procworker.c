@@ -361,6 +361,10 @@ static int run_task(lua_State *L, wire_rd *r, idmap *d, io *x, claim_t *c, int *
   return ok;
 }
 
+/* A task's os.exit: puts sent ahead still reach the parent. */
+static io *exiting;
+static void flush_at_exit(void) { if (exiting) flush(exiting); }
+
 FUTURES_API int futures_worker_main(int argc, char **argv, void (*init)(lua_State *worker)) {
   (void)argc;
   (void)argv;
@@ -401,6 +405,8 @@ FUTURES_API int futures_worker_main(int argc, char **argv, void (*init)(lua_Stat
   io_init(&x);
   qr_chan chan = {&x, chan_send, chan_reply};
   qr_open(&chan);
+  exiting = &x;
+  atexit(flush_at_exit);
   lua_State *L = NULL;
   char err[256];
   long max_tasks = 0, done = 0;
@@ -446,6 +452,7 @@ FUTURES_API int futures_worker_main(int argc, char **argv, void (*init)(lua_Stat
     }
   }
 out:
+  exiting = NULL;
   qr_close();    /* handles finalized from here on send nothing */
   io_free(&x);   /* results of a retiring worker, before it exits */
   if (L) lua_close(L);
