@@ -128,7 +128,7 @@ static int r_get(lua_State *L, tr_blob *b, tr_msg *out, double deadline) {
 
 static void r_info(lua_State *L, tr_blob *b, size_t *size, size_t *maxsize, int *closed) {
   tr_msg *f = push_frames(L);
-  uint64_t reqid, n, max, c;
+  uint64_t reqid, n = 0, max = 0, c = 0;
   size_t st = begin(&f[0], W_QINFO, b, &reqid);
   if (st == (size_t)-1) luaL_error(L, "not enough memory");
   wire_end(&f[0], st);

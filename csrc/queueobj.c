@@ -332,6 +332,8 @@ static int l_tostring(lua_State *L) {
   return 1;
 }
 
+tr_blob *queueobj_new_blob(size_t maxsize) { return queue_new(&local_kind, maxsize); }
+
 static int l_new(lua_State *L) {
   lua_Integer maxsize = 0;
   if (!lua_isnoneornil(L, 1)) {

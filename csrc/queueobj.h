@@ -22,5 +22,9 @@ typedef struct queue_remote_ops {
 
 extern const tr_kind queueobj_remote_kind;
 
+/* A new queue's blob (one reference), for C code such as the fuzzer; its
+ * kind's push makes the state's futures.Queue.  NULL if out of memory. */
+tr_blob *queueobj_new_blob(size_t maxsize);
+
 void queueobj_open(lua_State *L);   /* core.Queue into the module table at -1 */
 #endif
