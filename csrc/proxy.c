@@ -298,7 +298,8 @@ static int reclaim_timer(proxy *x) {
 static int feed(proxy *x, int room, int *stop, char *why, size_t len) {
   fut_t *got[WINDOW_MAX];
   int n = 0;
-  int idle = x->count == 0 && x->outoff == x->out.len;
+  /* Puts its worker sent ahead, waiting for room, keep it polling. */
+  int idle = x->count == 0 && x->outoff == x->out.len && !x->qs.head;
   /* Sleeping for work, the proxy leaves its worker to the monitor; if that
    * worker already ended, it does not sleep: pump() sees the end. */
   int watched = idle && x->pr.pid >= 0;
@@ -377,7 +378,7 @@ void *proxy_main(void *arg) {
     if (x.pr.pid < 0) continue;
     /* Nothing in flight (every call taken was cancelled): wait for work,
      * not on a worker that has nothing to say. */
-    if (x.count == 0 && x.outoff == x.out.len && !x.ended) continue;
+    if (x.count == 0 && x.outoff == x.out.len && !x.ended && !x.qs.head) continue;
     if (!pump(&x, reclaim_timer(&x))) {
       /* The worker ended.  Results it wrote before are still good. */
       int good = take_results(&x, why, sizeof why);

@@ -148,6 +148,23 @@ for _, kind in ipairs({ "ThreadPoolExecutor", "ProcessPoolExecutor" }) do
       assert.equal(0, #q)
     end)
 
+    it("delivers every put of producers that finished before the consumer came", function()
+      local q = futures.Queue(5)
+      local fs = {}
+      for w = 1, 2 do
+        fs[w] = ex:submit(function(q, w) for i = 1, 400 do q:put(w * 1000 + i) end return w end, q, w)
+      end
+      local got = 0
+      -- read slowly until both calls are done: some of their puts may then
+      -- still wait for room (sent ahead, in the proxy)
+      while not (fs[1]:done() and fs[2]:done()) do
+        q:get(T)
+        got = got + 1
+      end
+      while got < 800 do q:get(T); got = got + 1 end
+      assert.equal(0, #q)
+    end)
+
     it("feeds a consumer in a worker", function()
       local q = futures.Queue(10)
       local f = ex:submit(function(q)
