@@ -157,12 +157,13 @@ for _, kind in ipairs({ "ThreadPoolExecutor", "ProcessPoolExecutor" }) do
       local got = 0
       -- read slowly until both calls are done: some of their puts may then
       -- still wait for room (sent ahead, in the proxy)
-      while not (fs[1]:done() and fs[2]:done()) do
+      while got < 800 and not (fs[1]:done() and fs[2]:done()) do
         q:get(T)
         got = got + 1
       end
       while got < 800 do q:get(T); got = got + 1 end
       assert.equal(0, #q)
+      assert.same({ 1, 2 }, { fs[1]:result(T), fs[2]:result(T) })
     end)
 
     it("feeds a consumer in a worker", function()
