@@ -139,7 +139,7 @@ help:
 FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang
 FUZZ_B        = build-fuzz
-FUZZ_FLAGS    = -O1 -g $(WARN) -D_GNU_SOURCE -I$(LUA_INC) -Icsrc -pthread \
+FUZZ_FLAGS    = -O1 -g $(WARN) -D_GNU_SOURCE -I$(LUA_INC) -iquote csrc -pthread \
                 -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 FUZZ_OBJS     = $(SRCS:csrc/%.c=$(FUZZ_B)/obj/%.o)
 FUZZ_LIB      = $(FUZZ_B)/libfutures-fuzz.a

@@ -266,7 +266,36 @@ def c1(kind, n, reps):
         emit("coroutines", samples)
 
 
+def stream(q, n):
+    for i in range(n):
+        q.put(i)
+
+
+def q1(kind, n, reps):
+    # queue.Queue between a pool thread and this thread; a Manager queue
+    # (a proxy to a server process) from a process-pool worker.
+    import queue
+    import multiprocessing
+    n, reps = int(n), int(reps)
+    manager = multiprocessing.Manager() if kind == "process" else None
+    with executor(kind) as ex:
+        warm(ex)
+        samples = []
+        for r in range(reps + 1):
+            q = manager.Queue(1000) if manager else queue.Queue(1000)
+            t0 = clock()
+            f = ex.submit(stream, q, n)
+            for _ in range(n):
+                q.get()
+            f.result()
+            if r > 0:
+                samples.append((clock() - t0) / n)
+        emit("values", samples)
+    if manager:
+        manager.shutdown()
+
+
 if __name__ == "__main__":
     print("# python", sys.version.split()[0], flush=True)
     {"w1": w1, "w2": w2, "w3": w3, "w4": w4, "w5": w5, "w6": w6,
-     "w7": w7, "idle": idle, "c1": c1}[sys.argv[1]](*sys.argv[2:])
+     "w7": w7, "idle": idle, "c1": c1, "q1": q1}[sys.argv[1]](*sys.argv[2:])

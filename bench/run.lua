@@ -40,6 +40,8 @@ local CFG = {
   w6 = { n = 1000000, python = { thread = true, process = false } },
   w7 = { reps = 3, rounds = 3, py_rounds = 3 },
   c1 = { n = 10000, reps = 3, rounds = 3, py_rounds = 2 },
+  q1 = { n = { thread = 200000, process = 200000 }, py_n = { thread = 100000, process = 5000 },
+         reps = 3, rounds = 3, py_rounds = 2 },
 }
 -- BENCH_QUICK=1: one run of everything at small sizes, to try the script
 -- out; its figures mean nothing.
@@ -54,8 +56,10 @@ if QUICK then
   CFG.w6.n = 20000
   CFG.w7.reps, CFG.w7.rounds, CFG.w7.py_rounds = 1, 1, 1
   CFG.c1.n, CFG.c1.reps, CFG.c1.rounds, CFG.c1.py_rounds = 1000, 1, 1, 1
+  CFG.q1.n, CFG.q1.py_n = { thread = 20000, process = 20000 }, { thread = 10000, process = 1000 }
+  CFG.q1.reps, CFG.q1.rounds, CFG.q1.py_rounds = 1, 1, 1
 end
--- BENCH_ONLY=W7 (a comma-separated list of W1, W1f, C, W2..W7, C1, T): only those
+-- BENCH_ONLY=W7 (a comma-separated list of W1, W1f, C, W2..W7, C1, Q1, T): only those
 -- workloads, to look at one of them.
 local ONLY = os.getenv("BENCH_ONLY")
 local function want(name)
@@ -674,6 +678,30 @@ if want("C1") then
     :format(c.n, c.rounds, c.reps, c.py_rounds, c.n)
 end
 
+---------------------------------------------------------------- Q1
+if want("Q1") then
+  section("Q1")
+  local c = CFG.q1
+  local jobs = {}
+  for _, kind in ipairs(KINDS) do
+    jobs[#jobs + 1] = { label = "Q1 queue stream, " .. POOL[kind], rounds = c.rounds,
+      run = function() return ours(kind, "q1", c.n[kind], c.reps) end }
+    jobs[#jobs + 1] = { label = "Q1 Python queue, " .. POOL[kind], rounds = c.py_rounds,
+      run = function() return py("q1", kind, c.py_n[kind], c.reps) end }
+  end
+  local got = interleave(jobs)
+  for k, kind in ipairs(KINDS) do
+    local f, p = got[2 * k - 1], got[2 * k]
+    row { label = "Q1 a running call streams ints, us/value", pool = POOL[kind], better = "low",
+      fut = fig(f[1], f[2], "values", 1e6), py = fig(p[1], p[2], "values", 1e6),
+      targets = { min_ratio(10) } }
+  end
+  notes[#notes + 1] = ("Q1: a call streams integers to the caller through a queue of maxsize 1000 "
+    .. "(futures.Queue; Python: queue.Queue from a pool thread, a multiprocessing Manager queue from "
+    .. "a process-pool worker); %d / %d values (Python %d / %d), medians of %d rounds x %d runs.")
+    :format(c.n.thread, c.n.process, c.py_n.thread, c.py_n.process, c.rounds, c.reps)
+end
+
 ---------------------------------------------------------------- transfer
 if want("T") then
   section("T")
@@ -706,7 +734,7 @@ print(("%s benchmarks: %d cores (%s), %s, Python %s, luv %s, 2 workers per pool;
     futures.monotonic() - T0))
 do
   local parts, busy = {}, false
-  for _, name in ipairs { "W1", "W1f", "C", "W2", "W3", "W4", "W5", "W6", "W7", "C1", "T" } do
+  for _, name in ipairs { "W1", "W1f", "C", "W2", "W3", "W4", "W5", "W6", "W7", "C1", "Q1", "T" } do
     local sec = sections[name]
     if sec and sec.others then
       parts[#parts + 1] = ("%s %.2f"):format(name, sec.others)

@@ -255,6 +255,26 @@ function W.c1(kind, n, reps)
   return { coroutines = co, spawn_resume = bare_cost }
 end
 
+-- Q1: a running call streams n integers to the caller through a queue of
+-- maxsize 1000; seconds per value, from the submit to the last get.
+local function stream(q, n) for i = 1, n do q:put(i) end end
+
+function W.q1(kind, n, reps)
+  local ex <close> = W.executor(kind)
+  W.warm(ex)
+  local per = {}
+  for r = 0, reps do
+    fresh()
+    local q = futures.Queue(1000)
+    local t0 = clock()
+    local f = ex:submit(stream, q, n)
+    for _ = 1, n do q:get() end
+    f:result()
+    if r > 0 then per[#per + 1] = (clock() - t0) / n end
+  end
+  return { values = per }
+end
+
 -- W1 forms: the W1 call with its function hoisted (W1 itself), written
 -- inline (a new closure every call) and capturing one local number (a
 -- new closure and upvalue every call), interleaved in one pool so that

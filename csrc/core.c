@@ -8,6 +8,7 @@
 #include "luax.h"
 #include "owner.h"
 #include "procpool.h"
+#include "queueobj.h"
 #include "spawn.h"
 #include "sysfuncs.h"
 #include "testhooks.h"
@@ -27,6 +28,7 @@ FUTURES_API int luaopen_futures_core(lua_State *L) {
   future_open(L);
   wait_open(L);
   spawn_open(L);
+  queueobj_open(L);
   tpool_open(L);
   ppool_open(L);
   testhooks_open(L);

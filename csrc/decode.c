@@ -182,6 +182,7 @@ static int dec_function(dec *d) {
   uint64_t bi, nups;
   if (!getv(d, &bi) || !getv(d, &nups)) return 0;
   if (bi >= (uint64_t)d->m->nblobs) return bad(d, "function code index out of range");
+  if (d->m->blobs[bi]->kind) return bad(d, "function code index names a shared object");
   if (nups > 255 || nups > left(d)) return bad(d, "bad upvalue count");
   if (++d->depth > TR_MAXDEPTH) return bad(d, "nested too deeply");
   int only_env = 1;
@@ -269,6 +270,12 @@ static int dec_value(dec *d) {
       return 1;
     case T_LFUNC: return dec_function(d);
     case T_CONST: return dec_const(d);
+    case T_SHARED: {
+      if (!getv(d, &v)) return 0;
+      if (v >= (uint64_t)d->m->nblobs || !d->m->blobs[v]->kind) return bad(d, "bad shared object index");
+      if (!d->m->blobs[v]->kind->push(L, d->m->blobs[v])) return bad(d, "cannot make a shared object");
+      return 1;
+    }
     case T_CFUNC: {
       const char *field;
       size_t flen;
@@ -313,6 +320,7 @@ static int dec_const(dec *d) {
   if (ci >= (uint64_t)d->m->nblobs) return bad(d, "constant index out of range");
   if (n > left(d) || n > (uint64_t)d->m->nblobs) return bad(d, "bad constant blob count");
   tr_blob *b = d->m->blobs[ci];
+  if (b->kind) return bad(d, "constant index names a shared object");
   if (b->len < CONST_HEAD) return bad(d, "truncated constant");
   uint64_t pid, origin;
   memcpy(&pid, b->code, 8);

@@ -19,6 +19,8 @@
 #include "arraypart.h"
 #include "codec.h"
 
+const luax_class tr_shared_class = {"futures.shared", NULL};
+
 #define ENC_UPS 16
 
 typedef struct enc {
@@ -465,6 +467,20 @@ static int enc_function(enc *e, int idx) {
   return 1;
 }
 
+/* A queue: by reference, the message holding the blob (and so the object)
+ * until it is freed.  No ref number: the receiver keeps one value per
+ * object anyway. */
+static int enc_shared(enc *e, tr_blob *b) {
+  if (e->o->lightuserdata && !b->kind->threads)
+    return path_fail(&e->path, " is a %s of the parent process (it cannot cross to this process's threads)",
+                     b->kind->name);
+  int bi = msg_add_blob(e->m, b);
+  if (bi < 0) luaL_error(e->L, "not enough memory");
+  put1(e, T_SHARED);
+  putv(e, (uint64_t)bi);
+  return 1;
+}
+
 static int enc_value(enc *e, int idx) {
   lua_State *L = e->L;
   switch (lua_type(L, idx)) {
@@ -491,6 +507,8 @@ static int enc_value(enc *e, int idx) {
       }
       return 1;
     case LUA_TUSERDATA: {
+      tr_blob **shared = luax_toudata(L, idx, &tr_shared_class);
+      if (shared && *shared) return enc_shared(e, *shared);
       const char *tn = "userdata";
       if (luaL_getmetafield(L, idx, "__name") == LUA_TSTRING) tn = lua_tostring(L, -1);
       snprintf(e->path.err, TR_ERRLEN, " is a userdata (%.60s)", tn);

@@ -14,7 +14,18 @@ tr_blob *tr_blob_new(const char *code, size_t len) {
   b->deps = NULL;
   b->ndeps = 0;
   b->len = len;
+  b->kind = NULL;
   memcpy(b->code, code, len);
+  return b;
+}
+
+tr_blob *tr_blob_new_obj(const tr_kind *kind, size_t size) {
+  tr_blob *b = calloc(1, sizeof *b + size);
+  if (!b) return NULL;
+  atomic_init(&b->refs, 1);
+  b->id = atomic_fetch_add(&next_blob_id, 1);
+  b->len = size;
+  b->kind = kind;
   return b;
 }
 
@@ -22,6 +33,7 @@ void tr_blob_ref(tr_blob *b) { atomic_fetch_add_explicit(&b->refs, 1, memory_ord
 
 void tr_blob_unref(tr_blob *b) {
   if (b && atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1) {
+    if (b->kind) b->kind->destroy(b);
     for (int i = 0; i < b->ndeps; i++) tr_blob_unref(b->deps[i]);
     free(b->deps);
     free(b);

@@ -10,22 +10,42 @@
 #include <stdint.h>
 #include <string.h>
 
+struct lua_State;
+typedef struct tr_blob tr_blob;
+
+/* What a blob that is not code holds: a shared object (a queue) that
+ * crosses by reference.  Its refcount is the blob's, so a message that
+ * names it keeps it alive until the message is freed or decoded. */
+typedef struct tr_kind {
+  const char *name;                     /* for error messages: "queue" */
+  int threads;                          /* may cross to this process's thread workers? */
+  void (*destroy)(tr_blob *b);          /* the last reference went: free what obj holds */
+  int (*push)(struct lua_State *L, tr_blob *b);   /* the receiver's Lua value; 0 with no push on OOM */
+  uint64_t (*wire_id)(tr_blob *b);      /* its id on the pipes: the parent process's */
+} tr_kind;
+
 /* The dumped bytecode of one Lua function prototype, or the encoded bytes
  * of a constant (futures.constant), shared read-only by every message that
- * sends it.  `id` is unique within this process and never reused, so
- * receivers may cache what they loaded from it by id.  A constant's blob
- * lists the blobs its bytes refer to (deps, each ref'd): a message that
- * sends it sends those too. */
-typedef struct tr_blob {
+ * sends it (kind NULL); or a shared object (kind set, the object in
+ * code[], len its size).  `id` is unique within this process and never
+ * reused, so receivers may cache what they loaded from it by id.  A
+ * constant's blob lists the blobs its bytes refer to (deps, each ref'd): a
+ * message that sends it sends those too. */
+struct tr_blob {
   atomic_int refs;
   uint64_t id;
   struct tr_blob **deps;
   int ndeps;
   size_t len;
-  char code[];
-} tr_blob;
+  const tr_kind *kind;
+  _Alignas(16) char code[];
+};
+#define TR_BLOB_OBJ(b) ((void *)(b)->code)
+#define TR_OBJ_BLOB(p) ((tr_blob *)((char *)(p) - offsetof(tr_blob, code)))
 
 tr_blob *tr_blob_new(const char *code, size_t len);  /* NULL if out of memory */
+/* A zeroed shared object of `size` bytes with one reference; NULL on OOM. */
+tr_blob *tr_blob_new_obj(const tr_kind *kind, size_t size);
 void tr_blob_ref(tr_blob *b);
 void tr_blob_unref(tr_blob *b);
 /* Gives b (which has none yet, and is not shared yet) refs to n blobs as

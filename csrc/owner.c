@@ -2,8 +2,8 @@
  * jobs, its executors, and how its waits notice Ctrl-C.  See owner.h.
  *
  * Lock order everywhere in the library: an executor's lock, then a
- * future's (striped) lock, then an owner's lock.  No Lua code runs under
- * any of them.
+ * future's (striped) lock, then an owner's lock; and a queue's lock
+ * (queue.c), then an owner's lock.  No Lua code runs under any of them.
  */
 #include <signal.h>
 #include <string.h>

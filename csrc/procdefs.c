@@ -46,6 +46,7 @@ int pdefs_send(pdefs *d, tr_msg *out, const tr_msg *m) {
   uint64_t seq = ++d->seq;
   for (int i = 0; i < m->nblobs; i++) {
     tr_blob *b = m->blobs[i];
+    if (b->kind) continue;   /* a queue: by id, qserve.c */
     pdefs_ent *e = idmap_get(&d->map, b->id);
     if (e) {
       unlink_ent(d, e);

@@ -27,6 +27,7 @@
 #include "embed.h"
 #include "fut.h"
 #include "idmap.h"
+#include "qremote.h"
 #include "task.h"
 #include "transfer.h"
 #include "wire.h"
@@ -209,19 +210,73 @@ static int read_frame(io *x, int *type, wire_rd *r) {
   }
 }
 
-/* A message whose blobs are named by the parent's ids. */
+/* A message whose blobs are named by the parent's ids (wire.h: odd ones
+ * are queues). */
 static int read_by_id(wire_rd *r, idmap *d, tr_msg *m) {
   uint64_t nb;
   if (!wire_varint(r, &nb) || nb > (uint64_t)(r->end - r->p)) return 0;
   for (uint64_t i = 0; i < nb; i++) {
     uint64_t id;
     tr_blob *b;
-    if (!wire_varint(r, &id) || !(b = def_find(d, id)) || msg_add_blob(m, b) < 0) return 0;
+    if (!wire_varint(r, &id)) return 0;
+    if (id & 1) {
+      if (!(b = qr_blob(id >> 1))) return 0;
+      int ok = msg_add_blob(m, b) >= 0;
+      tr_blob_unref(b);
+      if (!ok) return 0;
+    } else if (!(b = def_find(d, id >> 1)) || msg_add_blob(m, b) < 0) {
+      return 0;
+    }
   }
   size_t rest = (size_t)(r->end - r->p);
   if (!msg_reserve(m, rest)) return 0;
   msg_put(m, r->p, rest);
   return 1;
+}
+
+/* The queue handles' use of the pipes (qremote.h). */
+static int chan_send(void *arg, const tr_msg *f, int now) {
+  io *x = arg;
+  double t = clk_now();
+  pthread_mutex_lock(&x->mu);
+  if (!x->out.len) x->out_since = t;
+  int ok = wire_bytes(&x->out, f->data, f->len);
+  if (!ok) x->failed = 1;
+  else if (now || !x->has_flusher || x->out.len > READ_CHUNK) flush_locked(x);
+  else if (!x->armed) {
+    x->armed = 1;
+    pthread_cond_signal(&x->cv);
+  }
+  ok = !x->failed;
+  pthread_mutex_unlock(&x->mu);
+  return ok;
+}
+
+/* Scans the frames after the one being run for a QREPLY; the others stay
+ * where they are, in order, for read_frame. */
+static int chan_reply(void *arg, tr_msg *out) {
+  io *x = arg;
+  size_t at = x->off + x->used;
+  for (;;) {
+    int type, rc;
+    const unsigned char *payload;
+    size_t plen, whole;
+    while ((rc = wire_frame(x->in.data + at, x->in.len - at, &type, &payload, &plen, &whole)) == 1) {
+      if (type == W_QREPLY) {
+        if (!msg_reserve(out, plen)) return 0;
+        msg_put(out, payload, plen);
+        memmove(x->in.data + at, x->in.data + at + whole, x->in.len - at - whole);
+        x->in.len -= whole;
+        return 1;
+      }
+      at += whole;
+    }
+    if (rc < 0 || !flush(x) || !msg_reserve(&x->in, READ_CHUNK)) return 0;
+    ssize_t got = read(IN_FD, x->in.data + x->in.len, x->in.cap - x->in.len);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) return 0;
+    x->in.len += (size_t)got;
+  }
 }
 
 static int send_failed(io *x, const char *why) {
@@ -282,6 +337,14 @@ static int run_task(lua_State *L, wire_rd *r, idmap *d, io *x, claim_t *c, int *
     unsigned char outcome = (unsigned char)task_run(L, &call, &res, &tb, 0);
     double took = clk_now() - t0;
     *ran = 1;
+    if (!qr_msg_ok(&res)) {
+      static const char own[] = "a queue made in a worker process cannot cross to the parent";
+      msg_free(&res);
+      tr_encode_string(&res, own, sizeof own - 1);
+      outcome = OUT_TRANSFER;
+      free(tb);
+      tb = NULL;
+    }
     if (!wire_fits(&res, 1)) {   /* fail this call, not the stream */
       static const char big[] = "the outcome is too large to send from a worker process (2 GiB at most)";
       msg_free(&res);
@@ -297,6 +360,10 @@ static int run_task(lua_State *L, wire_rd *r, idmap *d, io *x, claim_t *c, int *
   msg_free(&res);
   return ok;
 }
+
+/* A task's os.exit: puts sent ahead still reach the parent. */
+static io *exiting;
+static void flush_at_exit(void) { if (exiting) flush(exiting); }
 
 FUTURES_API int futures_worker_main(int argc, char **argv, void (*init)(lua_State *worker)) {
   (void)argc;
@@ -336,6 +403,10 @@ FUTURES_API int futures_worker_main(int argc, char **argv, void (*init)(lua_Stat
   wire_rd r;
   int type, status = 2;
   io_init(&x);
+  qr_chan chan = {&x, chan_send, chan_reply};
+  qr_open(&chan);
+  exiting = &x;
+  atexit(flush_at_exit);
   lua_State *L = NULL;
   char err[256];
   long max_tasks = 0, done = 0;
@@ -381,8 +452,11 @@ FUTURES_API int futures_worker_main(int argc, char **argv, void (*init)(lua_Stat
     }
   }
 out:
+  exiting = NULL;
+  qr_close();    /* handles finalized from here on send nothing */
   io_free(&x);   /* results of a retiring worker, before it exits */
   if (L) lua_close(L);
+  qr_end();
   defs_free(&d);
   claim_free(claim);
   return status;

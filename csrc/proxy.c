@@ -45,6 +45,7 @@
 #include "clock.h"
 #include "procdefs.h"
 #include "procspawn.h"
+#include "qserve.h"
 #include "proxy.h"
 #include "transfer.h"
 #include "wire.h"
@@ -75,6 +76,7 @@ typedef struct proxy {
   double avg, mark;            /* seconds per call (EWMA); last result time */
   int ended;                   /* the monitor saw the worker end: pump finds out how */
   int reclaiming;              /* calls were taken back: none ahead until the next result */
+  qserve qs;                   /* its requests on queues */
 } proxy;
 
 static int put_call(proxy *x, int type, uint64_t id, const tr_msg *m);
@@ -118,6 +120,7 @@ static int start_process(proxy *x, char *err, size_t errlen, int *resource) {
 static void reap(proxy *x, char *why, size_t len) {
   pid_t pid = x->pr.pid;
   if (pid < 0) return;
+  qs_worker_gone(&x->qs);   /* after its last frames were read */
   if (x->pr.to >= 0) close(x->pr.to);
   close(x->pr.from);
   x->pr.to = x->pr.from = -1;
@@ -131,11 +134,11 @@ static void reap(proxy *x, char *why, size_t len) {
 /* Queues the DEF and FORGET frames the message's blobs need, then the
  * frame of the call itself. */
 static int put_call(proxy *x, int type, uint64_t id, const tr_msg *m) {
-  if (!pdefs_send(&x->pr.defs, &x->out, m)) return 0;
+  if (!pdefs_send(&x->pr.defs, &x->out, m) || !qs_sending(&x->qs, m)) return 0;
   size_t s = wire_begin(&x->out, type);
   if (s == (size_t)-1) return 0;
   if (type == W_TASK && !tr_put_varint(&x->out, id)) return 0;
-  if (!wire_msg_by_id(&x->out, m)) return 0;
+  if (!wire_msg_tagged(&x->out, m)) return 0;
   wire_end(&x->out, s);
   return 1;
 }
@@ -162,6 +165,11 @@ static int take_results(proxy *x, char *why, size_t len) {
     if (rc == 0) break;
     if (rc < 0) { snprintf(why, len, "the worker sent a malformed frame"); return 0; }
     wire_rd r = {payload, payload + plen};
+    if (type == W_QPUT || type == W_QGET || type == W_QINFO || type == W_QCLOSE || type == W_QDROP) {
+      if (!qs_frame(&x->qs, type, &r, &x->out)) { snprintf(why, len, "the worker sent a malformed queue request"); return 0; }
+      off += whole;
+      continue;
+    }
     if (type == W_FAILED) {
       snprintf(why, len, "%.*s", (int)(plen < 200 ? plen : 200), (const char *)payload);
       return 0;
@@ -177,7 +185,7 @@ static int take_results(proxy *x, char *why, size_t len) {
       return 0;
     }
     int outcome = *r.p++;
-    if (!wire_getstr(&r, &tb, &tblen) || !wire_read_inline(&r, &m)) {
+    if (!wire_getstr(&r, &tb, &tblen) || !wire_read_inline_q(&r, &m, qs_resolve, &x->qs)) {
       msg_free(&m);
       snprintf(why, len, "the worker sent a malformed frame");
       return 0;
@@ -230,10 +238,14 @@ static int send_call(proxy *x, fut_t *f, char *why, size_t len) {
 /* Moves bytes both ways until something was read; 0 when the worker ended
  * (EOF or an error on its pipes). */
 static int pump(proxy *x, int timeout_ms) {
-  struct pollfd pf[2] = {{x->pr.from, POLLIN, 0}, {x->pr.to, POLLOUT, 0}};
-  int n = x->outoff < x->out.len ? 2 : 1;
+  struct pollfd pf[3] = {{x->pr.from, POLLIN, 0}, {x->qs.efd, POLLIN, 0}, {x->pr.to, POLLOUT, 0}};
+  int n = x->outoff < x->out.len ? 3 : 2;
+  int qt = qs_timeout_ms(&x->qs);
+  if (qt >= 0 && (timeout_ms < 0 || qt < timeout_ms)) timeout_ms = qt;
   if (poll(pf, (nfds_t)n, timeout_ms) < 0) return errno == EINTR;
-  if (n == 2 && (pf[1].revents & (POLLOUT | POLLERR | POLLHUP))) {
+  if (x->qs.head && !qs_serve(&x->qs, &x->out)) return 0;   /* a queue changed, or a deadline */
+  /* Non-blocking: replies just made go out in this round too. */
+  if (x->outoff < x->out.len && (n == 2 || (pf[2].revents & (POLLOUT | POLLERR | POLLHUP)))) {
     ssize_t w = write(x->pr.to, x->out.data + x->outoff, x->out.len - x->outoff);
     if (w > 0) {
       x->outoff += (size_t)w;
@@ -286,7 +298,8 @@ static int reclaim_timer(proxy *x) {
 static int feed(proxy *x, int room, int *stop, char *why, size_t len) {
   fut_t *got[WINDOW_MAX];
   int n = 0;
-  int idle = x->count == 0 && x->outoff == x->out.len;
+  /* Puts its worker sent ahead, waiting for room, keep it polling. */
+  int idle = x->count == 0 && x->outoff == x->out.len && !x->qs.head;
   /* Sleeping for work, the proxy leaves its worker to the monitor; if that
    * worker already ended, it does not sleep: pump() sees the end. */
   int watched = idle && x->pr.pid >= 0;
@@ -338,6 +351,7 @@ void *proxy_main(void *arg) {
   x.pr.to = x.pr.from = -1;
   msg_init(&x.out);
   msg_init(&x.in);
+  qs_init(&x.qs);   /* without its descriptor, waits on queues end by their deadlines only */
   pmon_enter(&x.pd->mon);
   char why[256] = "", how[96] = "";
   int broken = 0;
@@ -364,11 +378,11 @@ void *proxy_main(void *arg) {
     if (x.pr.pid < 0) continue;
     /* Nothing in flight (every call taken was cancelled): wait for work,
      * not on a worker that has nothing to say. */
-    if (x.count == 0 && x.outoff == x.out.len && !x.ended) continue;
+    if (x.count == 0 && x.outoff == x.out.len && !x.ended && !x.qs.head) continue;
     int timeout = reclaim_timer(&x);
     /* Every call taken back (a worker slow to start even the first): none
      * will answer; wait for work again instead. */
-    if (x.count == 0 && x.outoff == x.out.len && !x.ended) continue;
+    if (x.count == 0 && x.outoff == x.out.len && !x.ended && !x.qs.head) continue;
     if (!pump(&x, timeout)) {
       /* The worker ended.  Results it wrote before are still good. */
       int good = take_results(&x, why, sizeof why);
@@ -392,6 +406,7 @@ void *proxy_main(void *arg) {
   claim_free(x.pr.claim);
   msg_free(&x.out);
   msg_free(&x.in);
+  qs_free(&x.qs);
   pmon_leave(&x.pd->mon);
   pool_worker_exit(w);
   return NULL;

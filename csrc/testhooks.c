@@ -7,6 +7,7 @@
 #include "lauxlib.h"
 #include "arraypart.h"
 #include "luax.h"
+#include "queue.h"
 #include "proto.h"
 #include "testhooks.h"
 #include "transfer.h"
@@ -60,6 +61,12 @@ static int l_roundtrip(lua_State *L) {
   return got;
 }
 
+/* _live_queues() -> how many queues the process holds (a leak check). */
+static int l_live_queues(lua_State *L) {
+  lua_pushinteger(L, queue_live());
+  return 1;
+}
+
 /* _direct_arrays(on) turns direct access to array parts off or back on
  * for this process; returns whether it is on. */
 static int l_direct_arrays(lua_State *L) {
@@ -86,6 +93,7 @@ void testhooks_open(lua_State *L) {
   static const luaL_Reg funcs[] = {
     {"_roundtrip", l_roundtrip},
     {"_direct_arrays", l_direct_arrays},
+    {"_live_queues", l_live_queues},
     {"_proto_cache", l_proto_cache},
     {NULL, NULL}
   };

@@ -5,7 +5,13 @@
 #ifndef FUTURES_TRANSFER_H
 #define FUTURES_TRANSFER_H
 #include "lua.h"
+#include "luax.h"
 #include "msg.h"
+
+/* The family of userdata that cross by reference (futures.Queue): a
+ * userdata of a child class of it starts with a tr_blob * (NULL once
+ * finalized) whose kind is set; the receiver gets kind->push's value. */
+extern const luax_class tr_shared_class;
 
 #define TR_MAXDEPTH 2000
 /* Room for any error: an encode path is cut to a few hundred bytes, but

@@ -28,7 +28,9 @@ int wire_str(tr_msg *b, const void *p, size_t n) {
 }
 
 static int known_type(int t) {
-  return t == W_HELLO || t == W_DEF || t == W_FORGET || t == W_INIT || t == W_TASK || t == W_RESULT || t == W_FAILED;
+  return t == W_HELLO || t == W_DEF || t == W_FORGET || t == W_INIT || t == W_TASK || t == W_RESULT ||
+         t == W_FAILED || t == W_QPUT || t == W_QGET || t == W_QINFO || t == W_QCLOSE || t == W_QDROP ||
+         t == W_QREPLY;
 }
 
 size_t wire_announced(const unsigned char *h) {
@@ -76,21 +78,45 @@ int wire_msg_by_id(tr_msg *b, const tr_msg *m) {
   return wire_bytes(b, m->data, m->len);
 }
 
-int wire_msg_inline(tr_msg *b, const tr_msg *m) {
+int wire_msg_tagged(tr_msg *b, const tr_msg *m) {
   if (!tr_put_varint(b, (uint64_t)m->nblobs)) return 0;
-  for (int i = 0; i < m->nblobs; i++)
-    if (!wire_str(b, m->blobs[i]->code, m->blobs[i]->len)) return 0;
+  for (int i = 0; i < m->nblobs; i++) {
+    tr_blob *x = m->blobs[i];
+    if (!tr_put_varint(b, x->kind ? x->kind->wire_id(x) * 2 + 1 : x->id * 2)) return 0;
+  }
   return wire_bytes(b, m->data, m->len);
 }
 
-int wire_read_inline(wire_rd *r, tr_msg *m) {
+int wire_msg_inline(tr_msg *b, const tr_msg *m) {
+  if (!tr_put_varint(b, (uint64_t)m->nblobs)) return 0;
+  for (int i = 0; i < m->nblobs; i++) {
+    tr_blob *x = m->blobs[i];
+    if (x->kind ? !tr_put_varint(b, 0) || !tr_put_varint(b, x->kind->wire_id(x))
+                : !wire_str(b, x->code, x->len))
+      return 0;
+  }
+  return wire_bytes(b, m->data, m->len);
+}
+
+int wire_double(wire_rd *r, double *v) {
+  if (r->end - r->p < 8) return 0;
+  memcpy(v, r->p, 8);
+  r->p += 8;
+  return 1;
+}
+
+int wire_read_inline(wire_rd *r, tr_msg *m) { return wire_read_inline_q(r, m, NULL, NULL); }
+
+int wire_read_inline_q(wire_rd *r, tr_msg *m, tr_blob *(*resolve)(void *ctx, uint64_t id), void *ctx) {
   uint64_t nb;
   if (!wire_varint(r, &nb) || nb > (uint64_t)(r->end - r->p)) return 0;
   for (uint64_t i = 0; i < nb; i++) {
     const unsigned char *code;
     size_t len;
     if (!wire_getstr(r, &code, &len)) return 0;
-    tr_blob *blob = tr_blob_new((const char *)code, len);
+    uint64_t qid;
+    tr_blob *blob = len ? tr_blob_new((const char *)code, len)
+                  : resolve && wire_varint(r, &qid) ? resolve(ctx, qid) : NULL;
     if (!blob) return 0;
     int ok = msg_add_blob(m, blob) >= 0;
     tr_blob_unref(blob);

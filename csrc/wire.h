@@ -14,8 +14,25 @@
  *   FAILED why (rest)                           the initializer failed
  * Every TASK the worker starts gets one RESULT, in the order sent; one the
  * parent took back before it started (claim.c) gets none.
+ * Queues (the worker's requests on the parent's queues, served by its
+ * proxy: qserve.c), worker to parent:
+ *   QPUT   request id, queue id, sync byte, timeout (8-byte double, < 0:
+ *          none), message (inline)   sync 0: sent ahead, no reply
+ *   QGET   request id, queue id, timeout
+ *   QINFO  request id, queue id      QCLOSE  request id, queue id (no reply)
+ *   QDROP  queue id, count           the worker holds the queue no more,
+ *                                    having received it in `count` messages
+ * and parent to worker:
+ *   QREPLY request id, status byte (QUEUE_OK, QUEUE_WAIT: timed out,
+ *          QUEUE_CLOSED), then for QPUT the puts it may send ahead
+ *          (varint), for QGET the value (a message, inline), for QINFO
+ *          size, maxsize, closed (varints)
+ * The worker reads a QREPLY wherever it is among the frames sent ahead of
+ * it, and leaves those for later, in order.
  * Messages are the codec's encodings (codec.h); their code blobs travel by id one way
  * (the parent keeps a bounded set of blobs in each worker: procdefs.c) and inline the other.
+ * A queue in a message travels as its id: in a TASK's blob list as an odd
+ * number (code blobs are even: id * 2), inline as a zero length and the id.
  */
 #ifndef FUTURES_WIRE_H
 #define FUTURES_WIRE_H
@@ -23,7 +40,8 @@
 #include <stdint.h>
 #include "msg.h"
 
-enum { W_HELLO = 'H', W_DEF = 'D', W_FORGET = 'X', W_INIT = 'I', W_TASK = 'T', W_RESULT = 'R', W_FAILED = 'F' };
+enum { W_HELLO = 'H', W_DEF = 'D', W_FORGET = 'X', W_INIT = 'I', W_TASK = 'T', W_RESULT = 'R', W_FAILED = 'F',
+       W_QPUT = 'P', W_QGET = 'G', W_QINFO = 'L', W_QCLOSE = 'C', W_QDROP = 'Z', W_QREPLY = 'Y' };
 #define WIRE_MAXFRAME ((size_t)1 << 31)
 
 /* Building: wire_begin returns the frame's start, wire_end patches its length. */
@@ -52,8 +70,15 @@ int wire_fits(const tr_msg *m, int inline_blobs);
 
 /* Appends a message with its blobs by wire id: nblobs, ids, bytes. */
 int wire_msg_by_id(tr_msg *b, const tr_msg *m);
+/* The same with ids tagged (code id * 2, queue id * 2 + 1), to workers. */
+int wire_msg_tagged(tr_msg *b, const tr_msg *m);
 /* Appends a message with its blobs inline: nblobs, (len, code)..., bytes. */
 int wire_msg_inline(tr_msg *b, const tr_msg *m);
 /* Reads a message with inline blobs (new local blobs) from the rest of r. */
 int wire_read_inline(wire_rd *r, tr_msg *m);
+/* The same where a queue may be named: resolve gives it a new reference
+ * (NULL: malformed). */
+int wire_read_inline_q(wire_rd *r, tr_msg *m, tr_blob *(*resolve)(void *ctx, uint64_t id), void *ctx);
+/* A double, 8 bytes host order (both ends are one host). */
+int wire_double(wire_rd *r, double *v);
 #endif

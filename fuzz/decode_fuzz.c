@@ -19,6 +19,7 @@
 #include <string.h>
 #include "lauxlib.h"
 #include "lualib.h"
+#include "queueobj.h"
 #include "transfer.h"
 #include "fuzz_input.h"
 
@@ -120,8 +121,9 @@ static int dump_writer(lua_State *L, const void *p, size_t sz, void *ud) {
   return 0;
 }
 
-/* The blobs the input may pick from: real dumps, made once. */
+/* The blobs the input may pick from: real dumps, made once; and a queue. */
 static tr_blob *blobs[FUZZ_NFUNCTIONS];
+static tr_blob *queue_blob;
 
 static void make_blobs(void) {
   lua_State *L = luaL_newstate();
@@ -137,6 +139,7 @@ static void make_blobs(void) {
     lua_settop(L, 0);
   }
   lua_close(L);
+  if (!(queue_blob = queueobj_new_blob(0))) abort();
 }
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
@@ -153,6 +156,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
     if (msg_add_blob(&m, blobs[data[0] % FUZZ_NFUNCTIONS]) < 0) abort();
     data++, size--;
   }
+  if ((flags & FUZZ_QUEUE) && msg_add_blob(&m, queue_blob) < 0) abort();
   if (!msg_reserve(&m, size)) abort();
   msg_put(&m, data, size);
 

@@ -4,6 +4,7 @@
  *                 light userdata decode (as in a thread pool)
  *   FUZZ_BLOB:    byte 1 picks the blob: the lua_dump of the first value
  *                 returned by fuzz_functions[byte 1 % FUZZ_NFUNCTIONS]
+ *   FUZZ_QUEUE:   a queue's blob is attached too (after the code blob)
  *   the rest      the message bytes: one or more encoded messages, back
  *                 to back (the target decodes up to FUZZ_ROUNDS of them)
  *
@@ -18,6 +19,7 @@
 #include "lauxlib.h"
 #define FUZZ_BLOB 0x01
 #define FUZZ_LUD 0x02
+#define FUZZ_QUEUE 0x04
 #define FUZZ_ROUNDS 4
 
 /* Chunks whose first result is the function sent; the seeds send all their

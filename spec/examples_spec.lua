@@ -55,6 +55,13 @@ end
 
 local check = {}
 
+check["progress_bar.lua"] = function(out)
+  has(out, "\r[##############################] 100%")
+  has_lines(out, { "80 steps of 8 jobs reported; 8 results" })
+end
+check["pipeline.lua"] = function(out)
+  has_lines(out, { "read 300 lines, parsed 300, wrote 300", "sum of scores 30300 (expected 30300): ok" })
+end
 check["submit_done.lua"] = function(out) has_lines(out, { "false", "true", "hello" }) end
 check["process_submit_done.lua"] = function(out) has_lines(out, { "false", "true", "Result: hello" }) end
 

@@ -8,10 +8,10 @@ local MAX_LINES = 600
 
 local LAYERS = {
   { "futures.mpi", "mpimod mpidrive mpiserve mpisession" },   -- csrc/mpi/: a module of its own
-  { "entry", "core embed testhooks backend procworker main" },
-  { "executors", "threadpool procpool proxy procspawn procmon procdefs claim pool" },
-  { "Lua API", "future wait spawn sysfuncs" },
-  { "runtime", "suspend waiter fut owner" },
+  { "entry", "core embed testhooks backend procworker qremote main" },
+  { "executors", "threadpool procpool proxy qserve procspawn procmon procdefs claim pool" },
+  { "Lua API", "future wait spawn sysfuncs queueobj" },
+  { "runtime", "suspend waiter fut owner queue" },
   { "workers", "task workerstate" },
   { "codec", "transfer codec encode decode names funcs consts paths codecctx proto" },
   { "base", "luax msg wire idmap clock arraypart grow fifo outcome futures" },

@@ -428,6 +428,7 @@ futures.poll = core.poll
 -- Coroutines whose waits suspend only themselves, and what a foreign
 -- event loop needs to drive them (csrc/spawn.c).
 futures.spawn = core.spawn
+futures.Queue = core.Queue
 futures.run = core.run
 futures.fd = core.fd
 futures.timeout = core.timeout
