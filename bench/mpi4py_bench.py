@@ -2,37 +2,17 @@
    mpiexec -n 3 /usr/bin/python3 bench/mpi4py_bench.py TINY MAP REPS
 Rank 0 prints "name sample ..." lines (the protocol of bench/common.lua);
 the other ranks serve (MPICommExecutor), as futures.mpi's ranks do."""
-import math
+import os
 import sys
 import time
 
 from mpi4py import MPI
 from mpi4py.futures import MPICommExecutor
 
-PRIMES = [112272535095293, 112582705942171, 112272535095293,
-          115280095190773, 115797848077099, 1099726899285419]
-
-
-def inc(x):
-    return x + 1
-
-
-def is_prime(n):
-    if n < 2:
-        return False
-    if n == 2:
-        return True
-    if n % 2 == 0:
-        return False
-    r = int(math.floor(math.sqrt(n)))
-    for i in range(3, r + 1, 2):
-        if n % i == 0:
-            return False
-    return True
-
-
-def emit(name, samples):
-    print(name, " ".join("%.9g" % v for v in samples), flush=True)
+# The same workloads as Python's other benchmarks; every rank imports them
+# (mpi4py sends the functions by their module's name).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from py_bench import PRIMES, emit, inc, is_prime  # noqa: E402
 
 
 def main():

@@ -154,15 +154,6 @@ void future_finish_local(lua_State *L, int idx, int n, int failed, const char *t
   msg_free(&empty);
 }
 
-/* nil: forever (-1); a number: seconds from now, negative counts as 0. */
-static double opt_deadline(lua_State *L, int arg) {
-  if (lua_isnoneornil(L, arg)) return -1;
-  lua_Number t = luaL_checknumber(L, arg);
-  luaL_argcheck(L, t == t, arg, "timeout is NaN");
-  if (t < 0) t = 0;
-  return clk_now() + t;
-}
-
 static int run_callbacks_p(lua_State *L);
 static void warn_error(lua_State *L, const char *what);
 
@@ -190,7 +181,7 @@ static void raise_if_cancelled(lua_State *L, fut_t *f) {
  * the method once woken (status LUA_YIELD). */
 static fut_t *await(lua_State *L, int status, lua_KFunction k) {
   fut_t *f = self_fut(L);
-  double deadline = status == LUA_OK ? opt_deadline(L, 2) : -1;   /* checked even if done */
+  double deadline = status == LUA_OK ? luax_optdeadline(L, 2) : -1;   /* checked even if done */
   if (fut_done(atomic_load(&f->state))) {
     if (f->cb_owner) run_own_callbacks(L, f);
     raise_if_cancelled(L, f);

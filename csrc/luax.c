@@ -1,6 +1,7 @@
 /* The Lua helpers every file shares: classes of userdata, callables and
  * the library's errors.  See luax.h. */
 #include "lauxlib.h"
+#include "clock.h"
 #include "luax.h"
 
 static const char k_class, k_errctor;
@@ -37,6 +38,14 @@ void *luax_checkudata(lua_State *L, int idx, const luax_class *c) {
   void *p = luax_toudata(L, idx, c);
   if (!p) luaL_typeerror(L, idx, c->name);
   return p;
+}
+
+double luax_optdeadline(lua_State *L, int arg) {
+  if (lua_isnoneornil(L, arg)) return -1;
+  lua_Number t = luaL_checknumber(L, arg);
+  luaL_argcheck(L, t == t, arg, "timeout is NaN");
+  if (t < 0) t = 0;
+  return clk_now() + t;
 }
 
 int luax_iscallable(lua_State *L, int idx) {

@@ -24,6 +24,10 @@ void *luax_toudata(lua_State *L, int idx, const luax_class *c);
 /* The same, raising a type error naming c when it is not. */
 void *luax_checkudata(lua_State *L, int idx, const luax_class *c);
 
+/* The timeout argument at arg as an absolute monotonic deadline: nil is
+ * forever (-1), a negative number counts as 0, NaN is an argument error. */
+double luax_optdeadline(lua_State *L, int arg);
+
 int luax_iscallable(lua_State *L, int idx);
 void luax_checkcallable(lua_State *L, int arg);   /* "callable expected" */
 

@@ -156,15 +156,6 @@ static qwait *push_qwait(lua_State *L, tr_blob *b, int getting, susp_t *s) {
   return x;
 }
 
-/* nil: forever (-1); a number: seconds from now, negative counts as 0. */
-static double opt_deadline(lua_State *L, int arg) {
-  if (lua_isnoneornil(L, arg)) return -1;
-  lua_Number t = luaL_checknumber(L, arg);
-  luaL_argcheck(L, t == t, arg, "timeout is NaN");
-  if (t < 0) t = 0;
-  return clk_now() + t;
-}
-
 static int raise_closed(lua_State *L, int getting) {
   return luax_error(L, LUAX_SHUTDOWN, getting ? "the queue is closed and empty" : "the queue is closed");
 }
@@ -244,7 +235,7 @@ static int op_k(lua_State *L, int status, lua_KContext ctx) {
   tr_blob *b = self(L);
   if (status == LUA_OK) {
     if (!getting) luaL_argcheck(L, !lua_isnoneornil(L, 2), 2, "value expected (a queue holds no nil)");
-    double deadline = opt_deadline(L, dl - 1);
+    double deadline = luax_optdeadline(L, dl - 1);
     lua_settop(L, dl - 1);
     lua_pushnumber(L, deadline);
   } else {   /* woken: look again, linked no more while it does */
