@@ -186,7 +186,8 @@ for kind, new in pairs(pools) do
       wait_started(tmp)
       stop_now(f)
       ex:shutdown(true, true)
-      assert.is_true(queued:cancelled())
+      -- the freed worker may have taken it first
+      assert.is_true(queued:cancelled() or queued:result(0) == 3)
     end)
 
     it("of the future a spawned coroutine waits on", function()
