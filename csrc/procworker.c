@@ -464,6 +464,15 @@ FUTURES_API int futures_worker_main(int argc, char **argv, void (*init)(lua_Stat
     if (!L) { send_failed(&x, err); goto out; }
     if (init) init(L);
     has_waker = stop_init(L, claim, &waker);
+    if (!has_waker) {
+      /* Stops then come to nothing here, and the parent kills this worker
+       * after its grace period: never die of the signal itself. */
+      sigset_t st;
+      sigemptyset(&st);
+      sigaddset(&st, CLAIM_STOP_SIGNAL);
+      signal(CLAIM_STOP_SIGNAL, SIG_IGN);
+      pthread_sigmask(SIG_UNBLOCK, &st, NULL);
+    }
   }
   for (;;) {
     int rc = read_frame(&x, &type, &r);
