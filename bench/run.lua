@@ -42,6 +42,7 @@ local CFG = {
   c1 = { n = 10000, reps = 3, rounds = 3, py_rounds = 2 },
   q1 = { n = { thread = 200000, process = 200000 }, py_n = { thread = 100000, process = 5000 },
          reps = 3, rounds = 3, py_rounds = 2 },
+  s1 = { reps = 50 },
 }
 -- BENCH_QUICK=1: one run of everything at small sizes, to try the script
 -- out; its figures mean nothing.
@@ -58,8 +59,9 @@ if QUICK then
   CFG.c1.n, CFG.c1.reps, CFG.c1.rounds, CFG.c1.py_rounds = 1000, 1, 1, 1
   CFG.q1.n, CFG.q1.py_n = { thread = 20000, process = 20000 }, { thread = 10000, process = 1000 }
   CFG.q1.reps, CFG.q1.rounds, CFG.q1.py_rounds = 1, 1, 1
+  CFG.s1.reps = 5
 end
--- BENCH_ONLY=W7 (a comma-separated list of W1, W1f, C, W2..W7, C1, Q1, T): only those
+-- BENCH_ONLY=W7 (a comma-separated list of W1, W1f, C, W2..W7, C1, Q1, S1, T): only those
 -- workloads, to look at one of them.
 local ONLY = os.getenv("BENCH_ONLY")
 local function want(name)
@@ -702,6 +704,22 @@ if want("Q1") then
     :format(c.n.thread, c.n.process, c.py_n.thread, c.py_n.process, c.rounds, c.reps)
 end
 
+---------------------------------------------------------------- S1
+if want("S1") then
+  section("S1")
+  local c = CFG.s1
+  for _, kind in ipairs(KINDS) do
+    progress("S1 %s", POOL[kind])
+    local res, why = ours(kind, "s1", c.reps)
+    row { label = "S1 cancel(true) of a busy loop to worker free, ms", pool = POOL[kind], better = "low",
+      fut = fig(res, why, "free", 1e3), py = "n/a",
+      targets = { at_most(kind == "thread" and 1 or 5, " ms") } }
+  end
+  notes[#notes + 1] = ("S1: a pool of 1 worker running `while true do end`; from f:cancel(true) to the "
+    .. "result of the next tiny call (the worker free again); median of %d runs. Python cannot stop a "
+    .. "running call."):format(c.reps)
+end
+
 ---------------------------------------------------------------- transfer
 if want("T") then
   section("T")
@@ -734,7 +752,7 @@ print(("%s benchmarks: %d cores (%s), %s, Python %s, luv %s, 2 workers per pool;
     futures.monotonic() - T0))
 do
   local parts, busy = {}, false
-  for _, name in ipairs { "W1", "W1f", "C", "W2", "W3", "W4", "W5", "W6", "W7", "C1", "Q1", "T" } do
+  for _, name in ipairs { "W1", "W1f", "C", "W2", "W3", "W4", "W5", "W6", "W7", "C1", "Q1", "S1", "T" } do
     local sec = sections[name]
     if sec and sec.others then
       parts[#parts + 1] = ("%s %.2f"):format(name, sec.others)

@@ -346,4 +346,26 @@ function W.constant(kind, calls, reps)
   return out
 end
 
+-- S1: from cancel(true) of a Lua busy loop to its worker being free, as
+-- the caller sees it: the result of the next tiny call, on a pool of one
+-- worker.  The loop is given a few ms to be well inside its worker first
+-- (not timed).  Python cannot stop a running call: no twin.
+local function spin() while true do end end
+
+function W.s1(kind, reps)
+  local ex <close> = kind == "thread" and futures.ThreadPoolExecutor(1) or futures.ProcessPoolExecutor(1)
+  for _ in ex:map(nap, { 0.02 }) do end
+  local free = {}
+  for r = 0, reps do
+    local f = ex:submit(spin)
+    while not f:running() do futures.sleep(0.0005) end
+    futures.sleep(0.005)
+    local t0 = clock()
+    f:cancel(true)
+    ex:submit(inc, 1):result()
+    if r > 0 then free[r] = clock() - t0 end
+  end
+  return { free = free }
+end
+
 return W

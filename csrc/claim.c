@@ -33,6 +33,7 @@ claim_t *claim_create(uint64_t first, int *fd) {
   if (p == MAP_FAILED) { close(f); return NULL; }
   claim_t *c = p;
   atomic_store(&c->resume, 0);
+  atomic_store(&c->stop, CLAIM_NONE);
   atomic_store(&c->next, first);
   *fd = f;
   return c;

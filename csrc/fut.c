@@ -78,19 +78,58 @@ int fut_set_running(fut_t *f) {
   return ok;
 }
 
+int fut_set_running_stoppable(fut_t *f, const fut_stopper *s, void *arg) {
+  fut_lock(f);
+  int ok = atomic_load(&f->state) == F_PENDING;
+  if (ok) {
+    f->stopper = s;
+    f->stop_arg = arg;
+    atomic_store(&f->state, F_RUNNING);
+  }
+  fut_unlock(f);
+  return ok;
+}
+
+/* A running call's future was just made done (locked): whatever stop()
+ * needs is held before the worker can finish and let go of it. */
+static const fut_stopper *stop_decided(fut_t *f) {
+  const fut_stopper *s = f->stopper;
+  if (s->flags & FUT_STOP_HOLD) ((const fut_holder *)s)->hold(f);
+  return s;
+}
+
 int fut_cancel(fut_t *f, int interrupt) {
   fut_lock(f);
-  int st = atomic_load(&f->state), stop = 0;
-  if (st == F_RUNNING && f->stopper && (interrupt || f->stopper->plain)) stop = 1;
-  if (st == F_PENDING || stop) {
+  int st = atomic_load(&f->state);
+  const fut_stopper *stop = NULL;
+  int stopping = st == F_RUNNING && f->stopper && (interrupt || (f->stopper->flags & FUT_STOP_PLAIN));
+  if (st == F_PENDING || stopping) {
     if (st == F_PENDING) msg_free(&f->msg);   /* running: the worker's until it completes */
     atomic_store(&f->state, F_CANCELLED);
     notify(f);
+    if (stopping) stop = stop_decided(f);
     st = F_CANCELLED;
   }
   fut_unlock(f);
-  if (stop) f->stopper->stop(f);
+  if (stop) stop->stop(f);
   return st == F_CANCELLED;
+}
+
+int fut_timeout(fut_t *f) {
+  const fut_stopper *stop = NULL;
+  fut_lock(f);
+  int running = atomic_load(&f->state) == F_RUNNING;
+  if (running) {
+    /* f->msg stays the worker's (the call) until it returns: the outcome
+     * is the kind alone. */
+    f->outcome = OUT_TIMEOUT;
+    atomic_store(&f->state, F_FAILED);
+    notify(f);
+    if (f->stopper) stop = stop_decided(f);
+  }
+  fut_unlock(f);
+  if (stop) stop->stop(f);
+  return running;
 }
 
 int fut_complete(fut_t *f, int outcome, tr_msg *msg, char *traceback) {

@@ -24,11 +24,23 @@ typedef struct fut_watch {
 struct fut;
 
 /* What runs a future, as its cancel sees it: told to stop a call that was
- * cancelled while running.  Set once, before the future starts. */
+ * cancelled (or timed out) while running.  Set before the future starts. */
 typedef struct fut_stopper {
-  void (*stop)(struct fut *f);   /* any thread, no lock held; f is CANCELLED */
-  int plain;                     /* cancel() without interrupt stops it too */
+  void (*stop)(struct fut *f);   /* any thread, no lock held; f is done */
+  int flags;                     /* FUT_STOP_* */
 } fut_stopper;
+
+/* cancel() without interrupt stops it too. */
+#define FUT_STOP_PLAIN 1
+/* The stopper is the `s` of a fut_holder: once a stop is decided, under
+ * the future's lock and while f is still RUNNING, hold(f) takes what
+ * stop() needs (a reference on stop_arg), since the worker may let go of
+ * it as soon as the lock is released; stop() then drops it. */
+#define FUT_STOP_HOLD 2
+typedef struct fut_holder {
+  fut_stopper s;
+  void (*hold)(struct fut *f);
+} fut_holder;
 
 typedef struct fut {
   atomic_int refs;
@@ -53,6 +65,8 @@ void fut_unlock(fut_t *f);
 
 /* PENDING -> RUNNING; returns 0 if the future was cancelled meanwhile. */
 int fut_set_running(fut_t *f);
+/* The same, setting f's stopper and stop_arg under the lock first. */
+int fut_set_running_stoppable(fut_t *f, const fut_stopper *s, void *arg);
 /* PENDING -> CANCELLED, or RUNNING -> CANCELLED when a stopper can stop
  * the call (interrupt, or a plain stopper) and then tells it to; returns
  * 1 if now (or already) cancelled. */
@@ -63,6 +77,11 @@ int fut_cancel(fut_t *f, int interrupt);
 int fut_complete(fut_t *f, int outcome, tr_msg *msg, char *traceback);
 /* Fails a future with a string message of kind OUT_BROKEN/OUT_TRANSFER. */
 void fut_fail_msg(fut_t *f, int outcome, const char *text);
+/* RUNNING -> FAILED with outcome OUT_TIMEOUT, then tells its stopper (if
+ * any) to stop the call, as fut_cancel does.  f->msg is left alone: the
+ * running call's, freed by its worker or with f.  Returns 0 if the future
+ * was not running. */
+int fut_timeout(fut_t *f);
 
 /* f's state, once whatever its completion posts is posted: a state that
  * sees it done finds its callbacks due.  (The state is stored, then the

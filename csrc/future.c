@@ -91,6 +91,19 @@ static void push_outcome(lua_State *L, int idx, fut_t *f) {
   }
   if (lua_getiuservalue(L, idx, 1) == LUA_TTABLE) return;
   lua_pop(L, 1);
+  if (f->outcome == OUT_TIMEOUT) {
+    /* f->msg is the call, maybe still being read by its worker: untouched. */
+    lua_createtable(L, 1, 2);
+    luax_push_error(L, LUAX_TIMEOUT, "the call ran longer than the executor's call_timeout");
+    lua_rawseti(L, -2, 1);
+    lua_pushinteger(L, 1);
+    lua_setfield(L, -2, "n");
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "err");
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, idx, 1);
+    return;
+  }
   char err[TR_ERRLEN];
   size_t pos = 0;
   int base = lua_gettop(L);

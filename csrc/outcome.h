@@ -8,6 +8,7 @@ enum {
   OUT_ERROR,      /* msg: the error value; traceback set */
   OUT_TRANSFER,   /* msg: one string, why a value could not cross */
   OUT_BROKEN,     /* msg: one string, why the executor broke */
-  OUT_LOCAL       /* outcome already stored in the Lua object */
+  OUT_LOCAL,      /* outcome already stored in the Lua object */
+  OUT_TIMEOUT     /* the call ran past call_timeout; msg is still the worker's */
 };
 #endif

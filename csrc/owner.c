@@ -311,6 +311,9 @@ int owner_is_interrupt(lua_State *L, int idx) {
 }
 
 int owner_raise_interrupt(lua_State *L) {
+  owner_box *b = find_box(L);
+  if (b && b->o && atomic_load(&b->o->stop))
+    return luax_error(L, LUAX_CANCELLED, "the call was stopped");
   lua_State *m = main_thread(L);
   if (ctrl_c_hooked(m)) lua_sethook(m, NULL, 0, 0);  /* it would fire again later */
   return luaL_error(L, "%s", k_interrupted);
@@ -368,7 +371,10 @@ int owner_block(lua_State *L, int (*ready)(void *), void *arg, double deadline) 
       double now = clk_now(), timer = o->running ? -1 : next_timer(o);
       if ((o->jobs.head || (timer >= 0 && timer <= now)) && !o->running) { due = 1; break; }
       if (ready(arg)) { rc = OWNER_READY; break; }
-      if (ctrl_c_hooked(m)) { rc = OWNER_INTERRUPTED; break; }
+      if (ctrl_c_hooked(m) || atomic_load_explicit(&o->stop, memory_order_relaxed)) {
+        rc = OWNER_INTERRUPTED;
+        break;
+      }
       if (deadline >= 0 && now >= deadline) { rc = OWNER_TIMEOUT; break; }
       double until = now + INTERRUPT_SLICE;
       if (deadline >= 0 && deadline < until) until = deadline;
@@ -380,7 +386,7 @@ int owner_block(lua_State *L, int (*ready)(void *), void *arg, double deadline) 
     if (!due) return rc;
     int interrupted = 0;
     run_jobs(o, L, &interrupted);
-    if (interrupted) return OWNER_INTERRUPTED;
+    if (interrupted || atomic_load(&o->stop)) return OWNER_INTERRUPTED;
   }
 }
 

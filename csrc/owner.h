@@ -52,6 +52,11 @@ typedef struct owner {
   fifo jobs;                    /* under mu */
   int closed;                   /* under mu: the state is gone, post nothing */
   int efd;                      /* under mu: eventfd readable while jobs are queued, or -1 */
+  /* A worker's running call was stopped (cancel(true), call_timeout): its
+   * waits end with OWNER_INTERRUPTED and owner_raise_interrupt raises
+   * CancelledError, until the worker clears it when the call returns.
+   * Set by any thread, or a signal handler (lock-free). */
+  atomic_int stop;
   /* The state's own thread only: */
   int running;                  /* inside a job */
   owner_timer **timers;         /* a min-heap on at */
@@ -91,7 +96,8 @@ void owner_add_exec(lua_State *L, void *pool, const exec_ops *ops);  /* takes a 
 
 /* Blocks the state's thread until ready(arg) (checked under o->mu), the
  * absolute monotonic deadline passes (deadline < 0: never), Ctrl-C is
- * pressed in the standalone interpreter, or jobs are due, which it runs
+ * pressed in the standalone interpreter, the running call is stopped
+ * (o->stop), or jobs are due, which it runs
  * (outside every lock) before waiting again.  Returns OWNER_READY,
  * OWNER_TIMEOUT or OWNER_INTERRUPTED; on the last the caller must clean up
  * and then call owner_raise_interrupt. */

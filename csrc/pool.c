@@ -458,6 +458,9 @@ pool_t *pool_push_new(lua_State *L, const pool_backend *be) {
   const char *prefix = luaL_optstring(L, 4, NULL);
   lua_Integer max_tasks = luaL_optinteger(L, 5, 0);
   luaL_argcheck(L, max_tasks >= 0, 5, "max_tasks_per_child must be a positive integer");
+  lua_Number call_timeout = luaL_optnumber(L, 6, 0), stop_grace = luaL_optnumber(L, 7, 1);
+  luaL_argcheck(L, call_timeout >= 0, 6, "call_timeout must be a positive number");
+  luaL_argcheck(L, stop_grace >= 0, 7, "stop_grace must be a number >= 0");
   owner_t *o = owner_get(L);
 
   pool_box *b = lua_newuserdatauv(L, sizeof *b, 0);
@@ -474,6 +477,8 @@ pool_t *pool_push_new(lua_State *L, const pool_backend *be) {
   pthread_cond_init(&p->work, NULL);
   p->max_workers = (int)max;
   p->conf.max_tasks = (int)max_tasks;
+  p->conf.call_timeout = call_timeout;
+  p->conf.stop_grace = stop_grace;
   p->may_spin = sysconf(_SC_NPROCESSORS_ONLN) > 1;
   p->number = atomic_fetch_add(&pool_numbers[be->broken_kind], 1);
   p->owner = o;

@@ -28,6 +28,8 @@ typedef struct pool_conf {
   tr_msg init;               /* initializer and initargs, if has_init */
   int has_init;
   int max_tasks;             /* per worker, 0 = no limit (processes) */
+  double call_timeout;       /* seconds a call may run before it is stopped; 0 = no limit */
+  double stop_grace;         /* processes: seconds a stopped call has before its worker is killed */
 } pool_conf;
 
 /* What a worker thread is handed. */
@@ -41,7 +43,8 @@ typedef struct pool_worker {
  * in the module table (at -1) as <Kind>_methods. */
 void pool_open(lua_State *L, const pool_backend *be);
 
-/* core.<Kind>(max_workers, initializer, initargs, prefix, max_tasks):
+/* core.<Kind>(max_workers, initializer, initargs, prefix, max_tasks,
+ *            call_timeout, stop_grace):
  * pushes a new executor.  Called by each backend's constructor. */
 pool_t *pool_push_new(lua_State *L, const pool_backend *be);
 pool_t *pool_check(lua_State *L, int idx);   /* an open executor at idx */

@@ -58,10 +58,11 @@ static int l_pids(lua_State *L) {
 }
 
 /* core.ProcessPoolExecutor(max_workers, initializer, initargs, nil,
- *                          max_tasks_per_child, worker_path) */
+ *                          max_tasks_per_child, call_timeout, stop_grace,
+ *                          worker_path) */
 static int l_new(lua_State *L) {
-  const char *path = luaL_optstring(L, 6, NULL);
-  lua_settop(L, 5);
+  const char *path = luaL_optstring(L, 8, NULL);
+  lua_settop(L, 7);
   pool_t *p = pool_push_new(L, &backend);
   procdata *pd = calloc(1, sizeof *pd);
   if (!pd) return luaL_error(L, "not enough memory");

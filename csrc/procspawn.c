@@ -4,8 +4,9 @@
  * exec) from the worker program found next to core.so, with the task pipe
  * as fd 3, the result pipe as fd 4 and the claim page (claim.c) as fd 5; every descriptor of ours is
  * close-on-exec and the worker closes anything else it inherited.  The
- * child starts with default signal dispositions and SIGINT blocked until it
- * has set its own.  Whoever spawns reaps: spawn_reap waits for the exit and
+ * child starts with default signal dispositions and SIGINT and the stop
+ * signal (claim.h) blocked until it has set its own: a stop sent to a
+ * worker still starting must not kill it.  Whoever spawns reaps: spawn_reap waits for the exit and
  * says how the worker ended, for the broken-pool message.
  */
 #include <dlfcn.h>
@@ -78,6 +79,7 @@ int spawn_worker(const char *path, int claim_fd, spawned *s, char *err, size_t e
   sigset_t intr, all;
   sigemptyset(&intr);
   sigaddset(&intr, SIGINT);
+  sigaddset(&intr, CLAIM_STOP_SIGNAL);   /* likewise until its stop handler is in place */
   sigfillset(&all);
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, tp[0], 3);

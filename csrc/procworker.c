@@ -5,7 +5,8 @@
  * descriptor 4, one task at a time, in order; descriptor 5 is the page on
  * which it claims each task before starting it (claim.c).  Its stdout
  * and stderr are the parent's; it ignores SIGINT (Ctrl-C is for the parent's wait) and
- * SIGPIPE (a closed stdout fails the task's write, not the worker), and dies
+ * SIGPIPE (a closed stdout fails the task's write, not the worker), handles
+ * CLAIM_STOP_SIGNAL (SIGUSR1: stop the running call, see below), and dies
  * with its parent.  It exits 0 when the parent closes the task pipe or after
  * max_tasks_per_child tasks, non-zero on a malformed frame or a failed
  * initializer (after telling the parent why).
@@ -13,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
@@ -27,6 +29,7 @@
 #include "embed.h"
 #include "fut.h"
 #include "idmap.h"
+#include "owner.h"
 #include "qremote.h"
 #include "task.h"
 #include "transfer.h"
@@ -320,6 +323,96 @@ static int add_result(io *x, uint64_t taskid, int outcome, const char *tb, tr_ms
   return ok;
 }
 
+/* Stopping the running call.  The parent stores the task id to stop in
+ * the claim page and sends CLAIM_STOP_SIGNAL.  The handler runs on this
+ * (the main) thread: every other thread of ours blocks all signals.  If
+ * the id is the call running now, it arms the stop hook (task.c; setting
+ * a hook is async-signal-safe by Lua's design, as lua.c's Ctrl-C) and
+ * sets the state owner's stop flag (a lock-free atomic) for the waits,
+ * and posts `stop_sem` for the waker thread, which wakes the owner's
+ * condition (a mutex is no business of a handler).  Before it starts a
+ * call the worker looks at the page itself: the stop may have come first.
+ * Once the call returns, running_id goes back to CLAIM_NONE before the
+ * hook and flag are cleared, so a handler that comes later does nothing:
+ * a late stop never reaches the next call. */
+static lua_State *stop_L;
+static owner_t *stop_owner;
+static claim_t *stop_claim;
+static _Atomic uint64_t running_id = CLAIM_NONE;
+static volatile sig_atomic_t stopped;
+static sem_t stop_sem;
+static atomic_int waker_quit;
+
+static void arm_stop(void) {
+  stopped = 1;
+  task_stop_arm(stop_L);
+  atomic_store(&stop_owner->stop, 1);
+  sem_post(&stop_sem);
+}
+
+static void on_stop_signal(int sig) {
+  (void)sig;
+  int e = errno;
+  uint64_t id = atomic_load(&running_id);
+  if (id != CLAIM_NONE && !stopped && atomic_load(&stop_claim->stop) == id) arm_stop();
+  errno = e;
+}
+
+static void *waker_main(void *arg) {
+  (void)arg;
+  for (;;) {
+    if (sem_wait(&stop_sem) != 0 && errno == EINTR) continue;
+    if (atomic_load(&waker_quit)) return NULL;
+    owner_signal(stop_owner);
+  }
+}
+
+static int make_owner(lua_State *L) {
+  stop_owner = owner_get(L);
+  return 0;
+}
+
+/* The owner of the worker's state, the waker and the handler; 0 if they
+ * cannot be had (calls then run, and a stop kills the worker after the
+ * grace period). */
+static int stop_init(lua_State *L, claim_t *c, pthread_t *waker) {
+  lua_pushcfunction(L, make_owner);
+  if (lua_pcall(L, 0, 0, 0) != LUA_OK) { lua_pop(L, 1); return 0; }
+  if (sem_init(&stop_sem, 0, 0) != 0) return 0;
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  int ok = pthread_create(waker, NULL, waker_main, NULL) == 0;
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (!ok) { sem_destroy(&stop_sem); return 0; }
+  owner_ref(stop_owner);
+  stop_claim = c;
+  stop_L = L;   /* last: run_task arms stops only once all of this is there */
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_stop_signal;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  sigaction(CLAIM_STOP_SIGNAL, &sa, NULL);
+  sigset_t st;
+  sigemptyset(&st);
+  sigaddset(&st, CLAIM_STOP_SIGNAL);
+  pthread_sigmask(SIG_UNBLOCK, &st, NULL);
+  return 1;
+}
+
+static void stop_end(pthread_t waker) {
+  sigset_t st;
+  sigemptyset(&st);
+  sigaddset(&st, CLAIM_STOP_SIGNAL);
+  pthread_sigmask(SIG_BLOCK, &st, NULL);   /* no handler from here on */
+  atomic_store(&waker_quit, 1);
+  sem_post(&stop_sem);
+  pthread_join(waker, NULL);
+  sem_destroy(&stop_sem);
+  owner_unref(stop_owner);
+}
+
 /* A TASK frame: run, or skipped if the parent took it back.  *ran says
  * which. */
 static int run_task(lua_State *L, wire_rd *r, idmap *d, io *x, claim_t *c, int *ran) {
@@ -334,7 +427,19 @@ static int run_task(lua_State *L, wire_rd *r, idmap *d, io *x, claim_t *c, int *
   int ok = read_by_id(r, d, &call);
   if (ok) {
     double t0 = clk_now();
+    if (stop_L) {
+      atomic_store(&running_id, taskid);
+      if (!stopped && atomic_load(&c->stop) == taskid) arm_stop();
+    }
     unsigned char outcome = (unsigned char)task_run(L, &call, &res, &tb, 0);
+    if (stop_L) {
+      atomic_store(&running_id, CLAIM_NONE);
+      if (stopped) {
+        task_stop_disarm(L);
+        atomic_store(&stop_owner->stop, 0);
+        stopped = 0;
+      }
+    }
     double took = clk_now() - t0;
     *ran = 1;
     if (!qr_msg_ok(&res)) {
@@ -410,6 +515,8 @@ FUTURES_API int futures_worker_main(int argc, char **argv, void (*init)(lua_Stat
   lua_State *L = NULL;
   char err[256];
   long max_tasks = 0, done = 0;
+  pthread_t waker;
+  int has_waker = 0;
 
   if (read_frame(&x, &type, &r) != 1 || type != W_HELLO) goto out;
   {
@@ -427,6 +534,16 @@ FUTURES_API int futures_worker_main(int argc, char **argv, void (*init)(lua_Stat
     for (int i = 0; i < 3; i++) free(str[i]);
     if (!L) { send_failed(&x, err); goto out; }
     if (init) init(L);
+    has_waker = stop_init(L, claim, &waker);
+    if (!has_waker) {
+      /* Stops then come to nothing here, and the parent kills this worker
+       * after its grace period: never die of the signal itself. */
+      sigset_t st;
+      sigemptyset(&st);
+      sigaddset(&st, CLAIM_STOP_SIGNAL);
+      signal(CLAIM_STOP_SIGNAL, SIG_IGN);
+      pthread_sigmask(SIG_UNBLOCK, &st, NULL);
+    }
   }
   for (;;) {
     int rc = read_frame(&x, &type, &r);
@@ -455,6 +572,7 @@ out:
   exiting = NULL;
   qr_close();    /* handles finalized from here on send nothing */
   io_free(&x);   /* results of a retiring worker, before it exits */
+  if (has_waker) stop_end(waker);
   if (L) lua_close(L);
   qr_end();
   defs_free(&d);

@@ -33,6 +33,23 @@
  *
  * Signals: proxies, like all workers, block every signal, so a write to a
  * dead worker's pipe gives EPIPE here instead of killing the host.
+ *
+ * Stopping a running call (f:cancel(true), call_timeout).  A call in the
+ * window whose future is done was stopped: only this proxy completes the
+ * calls it sent, otherwise.  So a stop needs no message of its own: the
+ * stopper (any thread) only wakes the proxy through its eventfd (a small
+ * refcounted pstop, held by the stopper while it writes: the proxy may
+ * have finished with the call and be gone by then).  The proxy then looks
+ * for the first stopped call in its window, stores its id in the claim
+ * page and signals the worker (procworker.c), which stops that call if it
+ * runs it, or as it starts it.  Its RESULT is dropped like any result of
+ * a done future.  Once the stopped call is the oldest in flight (the one
+ * running), a worker that has not sent its result within stop_grace is
+ * killed and reaped; the calls behind it never started, and go back to
+ * the queue for the next worker, which starts with the next call: the
+ * pool is not broken.  call_timeout is a deadline on the oldest call in
+ * flight, counted from when the one before it ended (or from when it was
+ * sent): then fut_timeout fails it with TimeoutError and stops it as above.
  */
 #include <errno.h>
 #include <poll.h>
@@ -40,6 +57,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 #include "claim.h"
 #include "clock.h"
@@ -53,6 +71,29 @@
 #define WINDOW_MAX 256
 #define RECLAIM_AFTER 0.003   /* seconds a call runs before those behind it move */
 #define BROKEN_MSG "A process in the process pool was terminated abruptly while the future was running or pending."
+
+/* What a stopper needs of its proxy: a way to wake it. */
+typedef struct pstop {
+  atomic_int refs;
+  int efd;                     /* eventfd in the proxy's poll, or -1 */
+} pstop;
+
+static void ps_unref(pstop *s) {
+  if (atomic_fetch_sub(&s->refs, 1) != 1) return;
+  if (s->efd >= 0) close(s->efd);
+  free(s);
+}
+
+static void ps_hold(fut_t *f) { atomic_fetch_add(&((pstop *)f->stop_arg)->refs, 1); }
+
+static void ps_stop(fut_t *f) {
+  pstop *s = f->stop_arg;
+  uint64_t one = 1;
+  if (s->efd >= 0 && write(s->efd, &one, sizeof one) < 0) { /* readable already */ }
+  ps_unref(s);
+}
+
+static const fut_holder stopper = {{ps_stop, FUT_STOP_HOLD}, ps_hold};
 
 typedef struct proc {
   pid_t pid;                   /* -1: none running */
@@ -77,6 +118,11 @@ typedef struct proxy {
   int ended;                   /* the monitor saw the worker end: pump finds out how */
   int reclaiming;              /* calls were taken back: none ahead until the next result */
   qserve qs;                   /* its requests on queues */
+  pstop *ctl;                  /* NULL: its calls cannot be stopped */
+  int look;                    /* woken by a stopper: look for stopped calls */
+  int stopping;                /* a call in the window was stopped */
+  uint64_t stop_head;          /* the id of the oldest call, when it was seen stopped */
+  double stop_since;           /* then (0: the oldest call is not stopped) */
 } proxy;
 
 static int put_call(proxy *x, int type, uint64_t id, const tr_msg *m);
@@ -238,14 +284,20 @@ static int send_call(proxy *x, fut_t *f, char *why, size_t len) {
 /* Moves bytes both ways until something was read; 0 when the worker ended
  * (EOF or an error on its pipes). */
 static int pump(proxy *x, int timeout_ms) {
-  struct pollfd pf[3] = {{x->pr.from, POLLIN, 0}, {x->qs.efd, POLLIN, 0}, {x->pr.to, POLLOUT, 0}};
-  int n = x->outoff < x->out.len ? 3 : 2;
+  int efd = x->ctl ? x->ctl->efd : -1;   /* poll skips a negative one */
+  struct pollfd pf[4] = {{x->pr.from, POLLIN, 0}, {x->qs.efd, POLLIN, 0}, {efd, POLLIN, 0},
+                         {x->pr.to, POLLOUT, 0}};
+  int n = x->outoff < x->out.len ? 4 : 3;
   int qt = qs_timeout_ms(&x->qs);
   if (qt >= 0 && (timeout_ms < 0 || qt < timeout_ms)) timeout_ms = qt;
   if (poll(pf, (nfds_t)n, timeout_ms) < 0) return errno == EINTR;
+  if (pf[2].revents & POLLIN) {
+    uint64_t v;
+    if (read(efd, &v, sizeof v) > 0) x->look = 1;
+  }
   if (x->qs.head && !qs_serve(&x->qs, &x->out)) return 0;   /* a queue changed, or a deadline */
   /* Non-blocking: replies just made go out in this round too. */
-  if (x->outoff < x->out.len && (n == 2 || (pf[2].revents & (POLLOUT | POLLERR | POLLHUP)))) {
+  if (x->outoff < x->out.len && (n == 3 || (pf[3].revents & (POLLOUT | POLLERR | POLLHUP)))) {
     ssize_t w = write(x->pr.to, x->out.data + x->outoff, x->out.len - x->outoff);
     if (w > 0) {
       x->outoff += (size_t)w;
@@ -293,6 +345,87 @@ static int reclaim_timer(proxy *x) {
   return -1;
 }
 
+/* ------------------------------------------------------------- stopping */
+
+/* Finds the first stopped call in flight, tells the worker about it (once
+ * per call) and notes since when the oldest call has been stopped. */
+static void update_stops(proxy *x) {
+  uint64_t first = CLAIM_NONE;
+  for (int i = 0; i < x->count; i++) {
+    int k = (x->head + i) % WINDOW_MAX;
+    if (fut_done(atomic_load(&x->inflight[k]->state))) { first = x->ids[k]; break; }
+  }
+  x->look = 0;
+  x->stopping = first != CLAIM_NONE;
+  if (!x->stopping || first != x->ids[x->head]) {
+    x->stop_since = 0;
+  } else if (!x->stop_since || x->stop_head != first) {
+    x->stop_head = first;
+    x->stop_since = clk_now();
+  }
+  if (x->stopping && x->pr.pid >= 0 && atomic_load(&x->pr.claim->stop) != first) {
+    atomic_store(&x->pr.claim->stop, first);
+    kill(x->pr.pid, CLAIM_STOP_SIGNAL);
+  }
+}
+
+static int ms_until(double due, double now) {
+  if (due <= now) return 0;
+  double ms = (due - now) * 1000 + 1;
+  return ms > 1e9 ? 1000000000 : (int)ms;
+}
+
+/* call_timeout and stop_grace, for the oldest call in flight: times it
+ * out when it has run too long; sets *kill when it was stopped and the
+ * worker has not let go of it in time.  Returns the poll timeout until the
+ * next look (ms, -1: none). */
+static int stop_timer(proxy *x, int *kill_now) {
+  *kill_now = 0;
+  if (x->count == 0 || x->pr.pid < 0) return -1;
+  const pool_conf *c = pool_config(x->p);
+  double now = clk_now();
+  if (!x->stop_since && c->call_timeout > 0 && now >= x->mark + c->call_timeout) {
+    fut_timeout(x->inflight[x->head]);   /* wakes us too: harmless */
+    update_stops(x);
+  }
+  if (x->stop_since) {
+    double due = x->stop_since + c->stop_grace;
+    if (now >= due) *kill_now = 1;
+    return ms_until(due, now);
+  }
+  return c->call_timeout > 0 ? ms_until(x->mark + c->call_timeout, now) : -1;
+}
+
+static int min_timeout(int a, int b) { return a < 0 ? b : b < 0 ? a : a < b ? a : b; }
+
+/* The worker kept running a stopped call past the grace: kills it, keeps
+ * the results it wrote before, and gives the calls behind the stopped one
+ * (none of which started) back to the queue.  The next call starts a new
+ * worker.  0 (with why) if what it wrote was malformed. */
+static int replace_worker(proxy *x, char *why, size_t len) {
+  kill(x->pr.pid, SIGKILL);
+  x->out.len = x->outoff = 0;      /* nothing more for it */
+  while (pump(x, -1))               /* to the end of what it wrote */
+    ;
+  if (!take_results(x, why, len)) return 0;
+  x->in.len = 0;                    /* a frame cut short by the kill */
+  reap(x, NULL, 0);
+  fut_t *back[WINDOW_MAX];
+  int n = 0;
+  while (x->count > 0) {
+    fut_t *f = x->inflight[x->head];
+    x->head = (x->head + 1) % WINDOW_MAX;
+    x->count--;
+    if (fut_done(atomic_load(&f->state))) fut_unref(f);   /* stopped: done with */
+    else back[n++] = f;
+  }
+  x->head = 0;
+  x->stopping = 0;
+  x->stop_since = 0;
+  if (n) pool_giveback(x->p, back, n);
+  return 1;
+}
+
 /* Takes up to `room` calls (waiting for the first only if nothing is in
  * flight) and sends those not cancelled meanwhile. */
 static int feed(proxy *x, int room, int *stop, char *why, size_t len) {
@@ -324,7 +457,8 @@ static int feed(proxy *x, int room, int *stop, char *why, size_t len) {
   }
   for (int i = 0; i < n; i++) {
     fut_t *c = got[i];
-    if (ok && !fut_set_running(c)) { fut_unref(c); continue; }   /* cancelled */
+    int running = ok && (x->ctl ? fut_set_running_stoppable(c, &stopper.s, x->ctl) : fut_set_running(c));
+    if (ok && !running) { fut_unref(c); continue; }   /* cancelled */
     if (ok && !wire_fits(&c->msg, 0)) {
       fut_fail_msg(c, OUT_TRANSFER, "the call is too large to send to a worker process (2 GiB at most)");
       fut_unref(c);
@@ -353,6 +487,10 @@ void *proxy_main(void *arg) {
   msg_init(&x.in);
   qs_init(&x.qs);   /* without its descriptor, waits on queues end by their deadlines only */
   pmon_enter(&x.pd->mon);
+  if ((x.ctl = calloc(1, sizeof *x.ctl))) {
+    atomic_init(&x.ctl->refs, 1);
+    x.ctl->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  }
   char why[256] = "", how[96] = "";
   int broken = 0;
   for (;;) {
@@ -379,7 +517,12 @@ void *proxy_main(void *arg) {
     /* Nothing in flight (every call taken was cancelled): wait for work,
      * not on a worker that has nothing to say. */
     if (x.count == 0 && x.outoff == x.out.len && !x.ended && !x.qs.head) continue;
-    int timeout = reclaim_timer(&x);
+    int kill_now, timeout = stop_timer(&x, &kill_now);
+    if (kill_now) {
+      if (!replace_worker(&x, why, sizeof why)) { broken = 1; break; }
+      continue;
+    }
+    timeout = min_timeout(reclaim_timer(&x), timeout);
     /* Every call taken back (a worker slow to start even the first): none
      * will answer; wait for work again instead. */
     if (x.count == 0 && x.outoff == x.out.len && !x.ended && !x.qs.head) continue;
@@ -395,6 +538,7 @@ void *proxy_main(void *arg) {
       break;
     }
     if (!take_results(&x, why, sizeof why)) { broken = 1; break; }
+    if (x.look || x.stopping) update_stops(&x);
   }
   if (broken) {
     pool_break(x.p, why);   /* first: a failed future means a broken pool */
@@ -404,6 +548,7 @@ void *proxy_main(void *arg) {
   reap(&x, NULL, 0);
   pdefs_clear(&x.pr.defs);
   claim_free(x.pr.claim);
+  if (x.ctl) ps_unref(x.ctl);
   msg_free(&x.out);
   msg_free(&x.in);
   qs_free(&x.qs);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "lauxlib.h"
+#include "luax.h"
 #include "outcome.h"
 #include "task.h"
 #include "transfer.h"
@@ -98,6 +99,17 @@ int task_run(lua_State *L, const tr_msg *call, tr_msg *out, char **traceback, in
   lua_settop(L, top);
   return c.outcome;
 }
+
+static void stop_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  luax_error(L, LUAX_CANCELLED, "the call was stopped");
+}
+
+void task_stop_arm(lua_State *L) {
+  lua_sethook(L, stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+}
+
+void task_stop_disarm(lua_State *L) { lua_sethook(L, NULL, 0, 0); }
 
 int task_init(lua_State *L, const tr_msg *call, char *err, size_t errlen, int lightuserdata) {
   tr_msg out;

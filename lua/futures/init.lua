@@ -176,6 +176,16 @@ local function positive_integer(fname, n, what, v, max)
   arg_error(fname, n, ("%s must be a positive integer, got %s"):format(what, describe(v)))
 end
 
+-- Seconds as an option: a number > 0 (or >= 0 with zero_ok); nil stays nil.
+local function seconds(fname, n, what, v, zero_ok)
+  if v == nil then return nil end
+  if type(v) ~= "number" or v ~= v or v < 0 or (v == 0 and not zero_ok) then
+    arg_error(fname, n, ("%s must be a %s number of seconds, got %s")
+      :format(what, zero_ok and "non-negative" or "positive", describe(v)))
+  end
+  return v
+end
+
 -- A sequence of futures, or a table whose keys are futures, as a list
 -- without duplicates (in input order for a sequence).
 local function future_list(fname, fs)
@@ -220,20 +230,24 @@ local function parse_options(fname, arg, defaults, allowed)
   if opts.initargs ~= nil and type(opts.initargs) ~= "table" then
     arg_error(fname, 1, "initargs must be a table, got " .. describe(opts.initargs))
   end
+  -- math.huge: no limit, as nil.
+  opts.call_timeout = seconds(fname, 1, "call_timeout", opts.call_timeout)
+  if opts.call_timeout == math.huge then opts.call_timeout = nil end
   return opts
 end
 
 function futures.ThreadPoolExecutor(arg)
   local opts = parse_options("ThreadPoolExecutor", arg,
     { max_workers = math.min(32, core.cpu_count() + 4) },
-    { max_workers = true, initializer = true, initargs = true, thread_name_prefix = true })
+    { max_workers = true, initializer = true, initargs = true, thread_name_prefix = true,
+      call_timeout = true })
   if opts.thread_name_prefix ~= nil and type(opts.thread_name_prefix) ~= "string" then
     arg_error("ThreadPoolExecutor", 1, "thread_name_prefix must be a string, got "
       .. describe(opts.thread_name_prefix))
   end
   -- An empty prefix means the default one, as in Python.
   return core.ThreadPoolExecutor(opts.max_workers, opts.initializer, opts.initargs,
-    opts.thread_name_prefix ~= "" and opts.thread_name_prefix or nil)
+    opts.thread_name_prefix ~= "" and opts.thread_name_prefix or nil, nil, opts.call_timeout)
 end
 
 -- An iterable is a sequence table or an iterator function.  An empty
@@ -483,15 +497,19 @@ function futures.ProcessPoolExecutor(arg)
   local opts = parse_options("ProcessPoolExecutor", arg,
     { max_workers = core.cpu_count() },
     { max_workers = true, initializer = true, initargs = true,
-      max_tasks_per_child = true, worker = true })
+      max_tasks_per_child = true, worker = true, call_timeout = true, stop_grace = true })
   local mt = opts.max_tasks_per_child
   if mt ~= nil then mt = positive_integer("ProcessPoolExecutor", 1, "max_tasks_per_child", mt, INT_MAX) end
   if opts.worker ~= nil and type(opts.worker) ~= "string" then
     arg_error("ProcessPoolExecutor", 1, "worker must be the path of a worker program, got "
       .. describe(opts.worker))
   end
+  -- How long a stopped call may keep its worker before the worker is
+  -- killed and replaced (a call stuck in C code).
+  local grace = seconds("ProcessPoolExecutor", 1, "stop_grace", opts.stop_grace, true) or 1
+  if grace == math.huge then grace = 1e9 end
   return core.ProcessPoolExecutor(opts.max_workers, opts.initializer, opts.initargs,
-    nil, mt, opts.worker)
+    nil, mt, opts.call_timeout, grace, opts.worker)
 end
 
 -- Writes ok, the count of values and the values at out[pos + 1 ...];
