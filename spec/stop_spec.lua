@@ -262,6 +262,39 @@ for kind, new in pairs(pools) do
   end)
 end
 
+describe("a q:get inside a stopped call", function()
+  local function getter(p, q)
+    io.open(p .. ".in", "w"):close()
+    return q:get()
+  end
+
+  it("ends with the stop on threads; the worker is free", function()
+    local ex <close> = futures.ThreadPoolExecutor(1)
+    local tmp, q = os.tmpname(), futures.Queue()
+    local f = ex:submit(getter, tmp, q)
+    wait_started(tmp)
+    stop_now(f)
+    assert.equal(7, ex:submit(tiny, 7):result(LONG))
+    q:put(1)
+    assert.equal(1, #q)   -- the stopped get took nothing
+    os.remove(tmp)
+  end)
+
+  it("on processes: the worker, waiting on its pipe, is replaced after stop_grace", function()
+    local ex <close> = futures.ProcessPoolExecutor{ max_workers = 1, stop_grace = 0.1 }
+    local tmp, q = os.tmpname(), futures.Queue()
+    local pid = ex:submit(whoami):result(LONG)
+    local f = ex:submit(getter, tmp, q)
+    wait_started(tmp)
+    stop_now(f)
+    assert.equal(7, ex:submit(tiny, 7):result(LONG))
+    assert.are_not.same({ pid }, ex:_pids())
+    q:put(1)
+    assert.equal(1, #q)   -- the killed worker's get took nothing
+    os.remove(tmp)
+  end)
+end)
+
 describe("threads: a call stuck in C", function()
   it("frees its worker when the C code returns", function()
     local tmp = os.tmpname()
