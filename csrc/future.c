@@ -24,7 +24,7 @@ static const char k_cbfuts;
 
 
 /* Argument 1 of a method or metamethod. */
-static future_box *self_box(lua_State *L) { return luax_checkudata(L, 1, &future_class); }
+static future_box *self_box(lua_State *L) { return luax_checkself(L, &future_class); }
 
 /* b, if its Future is not finalized yet (a finalizer elsewhere may bring
  * one back after its __gc ran). */
@@ -37,15 +37,22 @@ static future_box *self(lua_State *L) { return alive(L, self_box(L)); }
 
 static fut_t *self_fut(lua_State *L) { return self(L)->f; }
 
+void future_push_class(lua_State *L) { luax_newclass(L, &future_class); }
+
 fut_t *future_check(lua_State *L, int idx) {
   return alive(L, luax_checkudata(L, idx, &future_class))->f;
 }
 
-future_box *future_push_new(lua_State *L) {
+future_box *future_push_new(lua_State *L, int mt) {
   future_box *b = lua_newuserdatauv(L, sizeof *b, 2);  /* 1: outcome, 2: callbacks */
   b->f = NULL;
   b->single = 0;
-  luax_setclass(L, &future_class);
+  if (mt) {
+    lua_pushvalue(L, mt);
+    lua_setmetatable(L, -2);
+  } else {
+    luax_setclass(L, &future_class);
+  }
   if (!(b->f = fut_new())) luaL_error(L, "not enough memory");
   return b;
 }
@@ -493,7 +500,7 @@ static int l_gc(lua_State *L) {
 
 static int l_new(lua_State *L) {
   owner_get(L);   /* raises in a finalizer after the state's: its __gc would never run */
-  future_push_new(L);
+  future_push_new(L, 0);
   return 1;
 }
 
@@ -519,11 +526,7 @@ static const luaL_Reg metamethods[] = {
 };
 
 void future_open(lua_State *L) {
-  if (luax_newclass(L, &future_class)) {
-    luaL_setfuncs(L, metamethods, 0);
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-  }
+  if (luax_newclass(L, &future_class)) luax_setmethods(L, metamethods, methods);
   lua_pop(L, 1);
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, CBFUTS) != LUA_TTABLE) {
     lua_newtable(L);

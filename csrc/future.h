@@ -11,8 +11,12 @@ typedef struct future_box {
   int single;   /* user value 1 is the one returned value, not a table */
 } future_box;
 
-/* Pushes a new, pending Lua Future (raises on OOM). */
-future_box *future_push_new(lua_State *L);
+/* Pushes a new, pending Lua Future (raises on OOM).  mt: the stack index
+ * of the Future metatable where the caller has it at hand (an upvalue),
+ * or 0. */
+future_box *future_push_new(lua_State *L, int mt);
+/* Pushes the Future metatable (for a function that keeps it at hand). */
+void future_push_class(lua_State *L);
 /* The C future of the Future at idx; raises if it is not one. */
 fut_t *future_check(lua_State *L, int idx);
 /* Completes the Future at idx with the n values at the top (popped): the

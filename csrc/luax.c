@@ -1,12 +1,14 @@
 /* The Lua helpers every file shares: classes of userdata, callables and
  * the library's errors.  See luax.h. */
+#include <string.h>
 #include "lauxlib.h"
 #include "clock.h"
 #include "luax.h"
 
-static const char k_class, k_errctor;
+static const char k_class, k_errctor, k_front;
 #define CLASS_KEY (&k_class)     /* in a metatable: lightuserdata(luax_class) */
 #define ERRCTOR_KEY (&k_errctor) /* in the registry: the front's constructor */
+#define FRONT_KEY (&k_front)     /* in the registry: the front's chunk source */
 
 int luax_newclass(lua_State *L, const luax_class *c) {
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, c) == LUA_TTABLE) return 0;
@@ -48,6 +50,26 @@ double luax_optdeadline(lua_State *L, int arg) {
   return clk_now() + t;
 }
 
+void *luax_checkself(lua_State *L, const luax_class *c) {
+  void *p = lua_touserdata(L, 1);
+  if (p && lua_getmetatable(L, 1)) {
+    int same = lua_rawequal(L, -1, lua_upvalueindex(1));
+    lua_pop(L, 1);
+    if (same) return p;
+  }
+  return luax_checkudata(L, 1, c);   /* a child class, or the error */
+}
+
+void luax_setmethods(lua_State *L, const luaL_Reg *metamethods, const luaL_Reg *methods) {
+  int mt = lua_gettop(L);
+  lua_pushvalue(L, mt);
+  luaL_setfuncs(L, metamethods, 1);
+  lua_newtable(L);
+  lua_pushvalue(L, mt);
+  luaL_setfuncs(L, methods, 1);
+  lua_setfield(L, mt, "__index");
+}
+
 int luax_iscallable(lua_State *L, int idx) {
   if (lua_isfunction(L, idx)) return 1;
   if (luaL_getmetafield(L, idx, "__call") == LUA_TNIL) return 0;
@@ -86,7 +108,24 @@ int luax_error(lua_State *L, luax_errclass e, const char *msg) {
 
 int luax_set_error_ctor(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
-  lua_settop(L, 1);
+  luaL_checktype(L, 2, LUA_TSTRING);
+  lua_settop(L, 2);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, FRONT_KEY);
   lua_rawsetp(L, LUA_REGISTRYINDEX, ERRCTOR_KEY);
   return 0;
+}
+
+void luax_push_userwhere(lua_State *L) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, FRONT_KEY);
+  const char *front = lua_tostring(L, -1);
+  lua_Debug ar;
+  for (int level = 1; lua_getstack(L, level, &ar); level++) {
+    if (!lua_getinfo(L, "Sl", &ar) || ar.currentline <= 0 || *ar.what == 'C') continue;
+    if (front && strcmp(ar.source, front) == 0) continue;
+    lua_pushfstring(L, "%s:%d:", ar.short_src, ar.currentline);
+    lua_remove(L, -2);
+    return;
+  }
+  lua_pop(L, 1);
+  lua_pushliteral(L, "");
 }

@@ -9,6 +9,7 @@
 #ifndef FUTURES_LUAX_H
 #define FUTURES_LUAX_H
 #include "lua.h"
+#include "lauxlib.h"
 
 typedef struct luax_class {
   const char *name;                  /* __name, and the type in error messages */
@@ -23,6 +24,13 @@ void luax_setclass(lua_State *L, const luax_class *c);
 void *luax_toudata(lua_State *L, int idx, const luax_class *c);
 /* The same, raising a type error naming c when it is not. */
 void *luax_checkudata(lua_State *L, int idx, const luax_class *c);
+/* luax_checkudata of argument 1 in a method that luax_setmethods
+ * registered: its class's metatable is upvalue 1, so the common case
+ * costs one comparison. */
+void *luax_checkself(lua_State *L, const luax_class *c);
+/* With a class's metatable at the top: sets its metamethods and an
+ * __index table of its methods, each with the metatable as upvalue 1. */
+void luax_setmethods(lua_State *L, const luaL_Reg *metamethods, const luaL_Reg *methods);
 
 /* The timeout argument at arg as an absolute monotonic deadline: nil is
  * forever (-1), a negative number counts as 0, NaN is an argument error. */
@@ -42,6 +50,10 @@ typedef enum luax_errclass {
 void luax_push_error(lua_State *L, luax_errclass e, const char *msg);
 int luax_error(lua_State *L, luax_errclass e, const char *msg);   /* raises */
 
-/* futures.core._set_error_ctor(fn): the front hands over its constructor. */
+/* futures.core._set_error_ctor(fn, source): the front hands over its
+ * constructor and its own chunk's source (so its frames can be skipped). */
 int luax_set_error_ctor(lua_State *L);
+/* Pushes "file:line:" of the innermost Lua frame that is the user's (not
+ * C, not the front's), or "" if there is none. */
+void luax_push_userwhere(lua_State *L);
 #endif

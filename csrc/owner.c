@@ -316,7 +316,11 @@ int owner_raise_interrupt(lua_State *L) {
     return luax_error(L, LUAX_CANCELLED, "the call was stopped");
   lua_State *m = main_thread(L);
   if (ctrl_c_hooked(m)) lua_sethook(m, NULL, 0, 0);  /* it would fire again later */
-  return luaL_error(L, "%s", k_interrupted);
+  /* At the user's line, as lua.c's own hook would raise it there, even
+   * when the wait was started by the front (map's loop, wait). */
+  luax_push_userwhere(L);
+  lua_pushfstring(L, "%s%s%s", lua_tostring(L, -1), *lua_tostring(L, -1) ? " " : "", k_interrupted);
+  return lua_error(L);
 }
 
 /* ------------------------------------------------------------------ jobs */

@@ -98,11 +98,17 @@ static void pool_unref(pool_t *p) {
 
 typedef struct pool_box { pool_t *p; } pool_box;
 
-pool_t *pool_check(lua_State *L, int idx) {
-  pool_box *b = luax_checkudata(L, idx, &pool_executor_class);
+static pool_t *open_pool(lua_State *L, pool_box *b) {
   if (!b->p) luaL_error(L, "executor is closed");
   return b->p;
 }
+
+pool_t *pool_check(lua_State *L, int idx) {
+  return open_pool(L, luax_checkudata(L, idx, &pool_executor_class));
+}
+
+/* Argument 1 of a method (luax_setmethods: the metatable is upvalue 1). */
+static pool_t *self(lua_State *L) { return open_pool(L, luax_checkself(L, &pool_executor_class)); }
 
 /* ------------------------------------------------------------ the queue */
 
@@ -317,12 +323,13 @@ static int refuse(lua_State *L, pool_t *p) {
   return luax_error(L, LUAX_SHUTDOWN, "cannot schedule new futures after shutdown");
 }
 
+/* Upvalue 2: the Future metatable, at hand for the new future. */
 static int l_submit(lua_State *L) {
-  pool_t *p = pool_check(L, 1);
+  pool_t *p = self(L);
   luax_checkcallable(L, 2);
   if (p->broken || p->shutdown) return refuse(L, p);
   int nvals = lua_gettop(L) - 1;
-  future_box *b = future_push_new(L);
+  future_box *b = future_push_new(L, lua_upvalueindex(2));
   fut_t *f = b->f;
   f->broken_kind = p->be->broken_kind;
   char err[TR_ERRLEN];
@@ -361,7 +368,7 @@ static int l_submit(lua_State *L) {
  * wait suspends; nothing posts a wake-up when the workers are gone, so it
  * looks again every SUSP_RECHECK seconds. */
 static int shutdown_k(lua_State *L, int status, lua_KContext ctx) {
-  pool_t *p = pool_check(L, 1);
+  pool_t *p = self(L);
   if (status == LUA_OK) {
     shutdown_nowait(p, lua_toboolean(L, 3));
     owner_run_jobs(L);
@@ -377,7 +384,7 @@ static int shutdown_k(lua_State *L, int status, lua_KContext ctx) {
 }
 
 static int l_shutdown(lua_State *L) {
-  pool_check(L, 1);
+  self(L);
   return shutdown_k(L, LUA_OK, lua_isnoneornil(L, 2) || lua_toboolean(L, 2));
 }
 
@@ -398,7 +405,7 @@ static int l_gc(lua_State *L) {
 }
 
 static int l_tostring(lua_State *L) {
-  pool_t *p = pool_check(L, 1);
+  pool_t *p = self(L);
   pthread_mutex_lock(&p->mu);
   int max = p->max_workers, n = p->nworkers, pending = 0;
   for (fifo_node *q = p->queue.head; q; q = q->next)   /* cancelled calls wait to be skipped */
@@ -411,7 +418,7 @@ static int l_tostring(lua_State *L) {
 
 /* ex:_stats() -> workers, idle, pending (for specs and tostring-like use) */
 static int l_stats(lua_State *L) {
-  pool_t *p = pool_check(L, 1);
+  pool_t *p = self(L);
   pthread_mutex_lock(&p->mu);
   lua_pushinteger(L, p->nworkers);
   lua_pushinteger(L, p->idle);
@@ -429,7 +436,6 @@ static const luaL_Reg metamethods[] = {
 };
 
 static const luaL_Reg methods[] = {
-  {"submit", l_submit},
   {"shutdown", l_shutdown},
   {"_stats", l_stats},
   {NULL, NULL}
@@ -437,9 +443,13 @@ static const luaL_Reg methods[] = {
 
 void pool_open(lua_State *L, const pool_backend *be) {
   if (luax_newclass(L, &be->cls)) {
-    luaL_setfuncs(L, metamethods, 0);
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
+    luax_setmethods(L, metamethods, methods);
+    lua_getfield(L, -1, "__index");
+    lua_pushvalue(L, -2);
+    future_push_class(L);
+    lua_pushcclosure(L, l_submit, 2);
+    lua_setfield(L, -2, "submit");
+    lua_pop(L, 1);
   }
   /* The Lua front adds map and friends to the method table. */
   lua_getfield(L, -1, "__index");

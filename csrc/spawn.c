@@ -60,7 +60,7 @@ static int l_spawn(lua_State *L) {
   luax_checkcallable(L, 1);
   owner_get(L);   /* raises in a finalizer after the state's, before anything is made */
   int nargs = lua_gettop(L) - 1;
-  future_box *b = future_push_new(L);
+  future_box *b = future_push_new(L, 0);
   int fidx = lua_gettop(L);
   fut_set_running(b->f);
   lua_pushvalue(L, 1);

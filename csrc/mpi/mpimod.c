@@ -169,18 +169,34 @@ static void stop_unstarted(lua_State *L, mpid_data *d) {
   lua_settop(L, top);
 }
 
-static int l_submit(lua_State *L) {
-  int n = lua_tocfunction(L, lua_upvalueindex(1))(L);
-  mpid_data *d = data_of(L);
-  if (d) mpid_poke(d);
-  return n;
+/* Calls the core's method (upvalue 1) with this call's arguments, as a
+ * closure of its own (it keeps its upvalues); k continues after it. */
+static int call_core(lua_State *L, lua_KFunction k) {
+  int n = lua_gettop(L);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  for (int i = 1; i <= n; i++) lua_pushvalue(L, i);
+  lua_callk(L, n, LUA_MULTRET, (lua_KContext)n, k);
+  return k(L, LUA_OK, (lua_KContext)n);
 }
 
-static int l_shutdown(lua_State *L) {   /* also __close */
+static int submit_k(lua_State *L, int status, lua_KContext n) {
+  (void)status;
   mpid_data *d = data_of(L);
-  int n = lua_tocfunction(L, lua_upvalueindex(1))(L);
-  stop_unstarted(L, d);
-  return n;
+  if (d) mpid_poke(d);
+  return lua_gettop(L) - (int)n;
+}
+
+static int l_submit(lua_State *L) { return call_core(L, submit_k); }
+
+static int shutdown_k(lua_State *L, int status, lua_KContext n) {
+  (void)status;
+  stop_unstarted(L, data_of(L));
+  return lua_gettop(L) - (int)n;
+}
+
+static int l_shutdown(lua_State *L) {   /* also __close; its wait may suspend a coroutine */
+  data_of(L);   /* checks the executor before anything runs */
+  return call_core(L, shutdown_k);
 }
 
 static int l_gc(lua_State *L) {
@@ -206,7 +222,10 @@ static int l_gc(lua_State *L) {
 
 static int l_tostring(lua_State *L) {
   mpid_data *d = data_of(L);
-  lua_tocfunction(L, lua_upvalueindex(1))(L);
+  lua_settop(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushvalue(L, 1);
+  lua_call(L, 1, 1);
   const char *s = lua_tostring(L, -1), *rest = s ? strstr(s, "pending=") : NULL;
   lua_pushfstring(L, "<MPIPoolExecutor max_workers=%d %s", d ? mpid_nranks(d) : 0, rest ? rest : ">");
   return 1;
