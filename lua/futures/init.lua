@@ -77,29 +77,12 @@ local Broken = new_class("BrokenExecutor", Error)
 new_class("BrokenThreadPool", Broken)
 new_class("BrokenProcessPool", Broken)
 
+-- With this chunk's source, so that the C core skips the frames of this
+-- file too when it puts the user's line on a Ctrl-C in a wait it runs
+-- for map's loop, wait or as_completed.
 core._set_error_ctor(function(name, message)
   return futures[name]:new(message)
-end)
-
--- A Ctrl-C in a wait that C started for this file (core.wait, w:next,
--- f:result in map's loop) comes as "<this file>:<line>: interrupted!",
--- the position of the C function's caller, or bare from under a pcall.
--- Errors that pass through this file's waits are raised again with the
--- user's line in its place.
-local here_pos = getinfo and "^" .. getinfo(1, "S").short_src:gsub("%p", "%%%0") .. ":%d+: interrupted!$"
-local function rethrow(e)
-  if type(e) == "string" and (e == "interrupted!" or here_pos and e:find(here_pos)) then
-    local where = user_where()
-    e = where and where .. " interrupted!" or "interrupted!"
-  end
-  error(e, 0)
-end
-
--- pass(pcall(fn, ...)): fn's results, or its error through rethrow.
-local function pass(ok, ...)
-  if ok then return ... end
-  rethrow((...))
-end
+end, here or "=futures")
 
 ---------------------------------------------------------------- helpers
 local monotonic = core.monotonic
@@ -422,9 +405,6 @@ local function map(self, fn, ...)
       return taken(entry:result(time_left()))
     end
   end
-  -- In pcall: a Ctrl-C in the loop's wait then points at the user's loop.
-  local body = iter
-  iter = function() return pass(pcall(body)) end
   local closer = setmetatable({}, { __close = function()
     for j = i, nsub do
       local entry = futs[j]
@@ -473,8 +453,7 @@ function futures.wait(fs, timeout, return_when)
     arg_error("wait", 3, "return_when must be FIRST_COMPLETED, FIRST_EXCEPTION or ALL_COMPLETED, got "
       .. describe(return_when))
   end
-  local ok, done, not_done = pcall(core_wait, list, timeout and monotonic() + timeout, return_when)
-  if not ok then rethrow(done) end
+  local done, not_done = core_wait(list, timeout and monotonic() + timeout, return_when)
   return setmetatable(done, future_list_mt), setmetatable(not_done, future_list_mt)
 end
 
@@ -486,8 +465,7 @@ function futures.as_completed(fs, timeout)
   local w = core.waiter(list)
   local w_next = w.next
   return function()
-    local ok, i = pcall(w_next, w, deadline)
-    if not ok then rethrow(i) end
+    local i = w_next(w, deadline)
     return i and list[i]
   end, nil, nil, w
 end
