@@ -4,9 +4,9 @@
  * attachment list, so a function sent to many calls is dumped once and its
  * code copied never.
  *
- * Senders cache the blob per prototype where proto.c allows (so the new
- * closure that `function` makes on every run of a loop costs a lookup, not
- * a dump), else per closure (weak keys: it goes with the closure), and
+ * Senders cache the blob per closure (weak keys: it goes with the
+ * closure), per prototype where proto.c allows (so the new closure that
+ * `function` makes on every run of a loop costs a lookup, not a dump), and
  * per dump content (weak values: one function defined again shares a
  * blob).  A prototype's address names it only while it lives, so the
  * entry also holds, weakly, the last closure of it sent: a hit needs that
@@ -41,10 +41,13 @@ static tr_blob *proto_hit(lua_State *L, int ctx, int idx, const void *p) {
     lua_pushlightuserdata(L, (void *)p);
     if (lua_rawget(L, -2) == LUA_TUSERDATA) {
       b = *(tr_blob **)lua_touserdata(L, -1);
-      /* The closure now sent is the one most likely still alive next time. */
-      lua_pushlightuserdata(L, (void *)p);
-      lua_pushvalue(L, idx);
-      lua_rawset(L, -6);
+      /* The closure now sent is the one most likely still alive next time
+       * (a hoisted function: the same one, and no write). */
+      if (!lua_rawequal(L, -3, idx)) {
+        lua_pushlightuserdata(L, (void *)p);
+        lua_pushvalue(L, idx);
+        lua_rawset(L, -6);
+      }
     }
     lua_pop(L, 2);
   }
@@ -87,19 +90,20 @@ static void proto_keep(lua_State *L, int ctx, int idx, const void *p) {
 
 tr_blob *fn_blob(lua_State *L, int ctx, int idx) {
   idx = lua_absindex(L, idx);
+  /* The closure itself first: a function sent again (hoisted) costs one
+   * lookup; a new closure of known code, the prototype's. */
+  lua_rawgeti(L, ctx, CTX_FNCACHE);
+  lua_pushvalue(L, idx);
+  if (lua_rawget(L, -2) == LUA_TUSERDATA) {
+    tr_blob *b = *(tr_blob **)lua_touserdata(L, -1);
+    lua_pop(L, 2);
+    return b;
+  }
+  lua_pop(L, 2);
   const void *p = pr_proto(L, idx);
   if (p) {
     tr_blob *b = proto_hit(L, ctx, idx, p);
     if (b) return b;
-  } else {
-    lua_rawgeti(L, ctx, CTX_FNCACHE);
-    lua_pushvalue(L, idx);
-    if (lua_rawget(L, -2) == LUA_TUSERDATA) {
-      tr_blob *b = *(tr_blob **)lua_touserdata(L, -1);
-      lua_pop(L, 2);
-      return b;
-    }
-    lua_pop(L, 2);
   }
   tr_msg dump;
   msg_init(&dump);
@@ -124,15 +128,12 @@ tr_blob *fn_blob(lua_State *L, int ctx, int idx) {
     lua_rawset(L, -4);
   }
   /* stack: dump, codecache, box */
-  if (p) {
-    proto_keep(L, ctx, idx, p);
-  } else {
-    lua_rawgeti(L, ctx, CTX_FNCACHE);
-    lua_pushvalue(L, idx);
-    lua_pushvalue(L, -3);
-    lua_rawset(L, -3);
-    lua_pop(L, 1);
-  }
+  if (p) proto_keep(L, ctx, idx, p);
+  lua_rawgeti(L, ctx, CTX_FNCACHE);
+  lua_pushvalue(L, idx);
+  lua_pushvalue(L, -3);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
   tr_blob *b = *(tr_blob **)lua_touserdata(L, -1);
   lua_pop(L, 3);
   return b;
