@@ -149,9 +149,18 @@ static void push_outcome(lua_State *L, int idx, fut_t *f) {
 
 void future_finish_local(lua_State *L, int idx, int n, int failed, const char *traceback) {
   idx = lua_absindex(L, idx);
-  fut_t *f = ((future_box *)lua_touserdata(L, idx))->f;
+  future_box *b = lua_touserdata(L, idx);
+  fut_t *f = b->f;
   if (fut_done(atomic_load(&f->state))) {   /* cancelled meanwhile: nobody wants them */
     lua_pop(L, n);
+    return;
+  }
+  if (n == 1 && !failed && !traceback) {   /* one value: kept as is, no table */
+    lua_setiuservalue(L, idx, 1);
+    b->single = 1;
+    tr_msg empty;
+    msg_init(&empty);
+    fut_complete(f, OUT_LOCAL, &empty, NULL);
     return;
   }
   lua_createtable(L, n, 3);
