@@ -28,6 +28,7 @@ typedef struct exec_ref { void *pool; const exec_ops *ops; } exec_ref;
  * is finalized after them (finalizers run in reverse order). */
 typedef struct owner_box {
   owner_t *o;                 /* NULL once finalized */
+  int refuse;                 /* owner_close_state: make nothing more here */
   exec_ref *execs;
   size_t nexecs, capexecs;
 } owner_box;
@@ -241,8 +242,9 @@ static owner_box *new_box(lua_State *L) {
 static owner_box *box_get(lua_State *L) {
   owner_box *b = find_box(L);
   if (!b) return new_box(L);
-  /* A finalizer that runs after the owner's, at lua_close. */
-  if (!b->o) {
+  /* A finalizer that runs after the owner's, at lua_close, or any
+   * finalizer of a worker's state being closed. */
+  if (!b->o || b->refuse) {
     lua_pushliteral(L, "futures: the Lua state is closing");
     lua_error(L);
   }
@@ -250,6 +252,12 @@ static owner_box *box_get(lua_State *L) {
 }
 
 owner_t *owner_get(lua_State *L) { return box_get(L)->o; }
+
+void owner_close_state(lua_State *L) {
+  owner_box *b = find_box(L);
+  if (b) b->refuse = 1;
+  lua_close(L);
+}
 
 void owner_add_exec(lua_State *L, void *pool, const exec_ops *ops) {
   owner_box *b = box_get(L);

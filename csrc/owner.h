@@ -74,6 +74,10 @@ typedef struct exec_ops {
 /* The state's owner, created on demand; raises "futures: the Lua state is
  * closing" once the state's own finalizer ran (a later finalizer's call). */
 owner_t *owner_get(lua_State *L);
+/* lua_close of a state the library made (a worker's).  Its finalizers
+ * run with the library refusing to make anything more in it: Lua gives
+ * what they would make no finalizer of its own, so it would leak. */
+void owner_close_state(lua_State *L);
 void owner_ref(owner_t *o);
 void owner_unref(owner_t *o);       /* NULL is fine */
 void owner_signal(owner_t *o);      /* wake the state's blocking call */

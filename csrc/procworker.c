@@ -573,7 +573,7 @@ out:
   qr_close();    /* handles finalized from here on send nothing */
   io_free(&x);   /* results of a retiring worker, before it exits */
   if (has_waker) stop_end(waker);
-  if (L) lua_close(L);
+  if (L) owner_close_state(L);
   qr_end();
   defs_free(&d);
   claim_free(claim);

@@ -174,7 +174,7 @@ static void *worker_main(void *arg) {
     t = NULL;
   }
   if (!t) {
-    if (L) lua_close(L);
+    if (L) owner_close_state(L);
     pool_break(p, err);
   } else {
     if (dog) dog_add(dog, t);
@@ -187,7 +187,7 @@ static void *worker_main(void *arg) {
     pthread_mutex_lock(&t->mu);
     t->L = NULL;                 /* cur is NULL: no stop touches it any more */
     pthread_mutex_unlock(&t->mu);
-    lua_close(L);
+    owner_close_state(L);
     tw_unref(t);
   }
   pool_worker_exit(w);

@@ -42,7 +42,7 @@ describe("a finalizer that runs after the library's own at state close", functio
     helpers.contains(out, "futures: the Lua state is closing")
   end)
 
-  it("does not kill the host when a thread worker's state closes", function()
+  it("does not kill (or leak in) the host when a thread worker's state closes", function()
     local out, ok = helpers.run_lua([[
       local futures = require "futures"
       local ex = futures.ThreadPoolExecutor(1)

@@ -59,7 +59,7 @@ describe("ProcessPoolExecutor bounds", function()
     local out = os.tmpname()
     local cmd = ("%s; OUT=%s %s %s -e %s %s"):format(pre, helpers.shell_quote(out), helpers.child_env(),
       helpers.LUA, helpers.shell_quote(script), post or "")
-    local p = assert(io.popen("timeout -s KILL 60 sh -c " .. helpers.shell_quote(cmd) .. " 2>&1", "r"))
+    local p = assert(io.popen("timeout -s KILL 240 sh -c " .. helpers.shell_quote(cmd) .. " 2>&1", "r"))
     local said = p:read("a")
     p:close()
     local fh = assert(io.open(out))
