@@ -56,15 +56,16 @@ static void stop(fut_t *f) { susp_cancel(f->stop_arg); }
 static const fut_stopper stopper = {stop, 1};
 
 /* futures.spawn(fn, ...) -> Future */
+/* Upvalue 1: the Future metatable, at hand for the new future. */
 static int l_spawn(lua_State *L) {
   luax_checkcallable(L, 1);
-  owner_get(L);   /* raises in a finalizer after the state's, before anything is made */
+  owner_t *o = owner_get(L);   /* raises in a finalizer after the state's, before anything is made */
   int nargs = lua_gettop(L) - 1;
-  future_box *b = future_push_new(L, 0);
+  future_box *b = future_push_new(L, lua_upvalueindex(1));
   int fidx = lua_gettop(L);
   fut_set_running(b->f);
   lua_pushvalue(L, 1);
-  susp_t *s = susp_new(L, fidx, ended);
+  susp_t *s = susp_new(L, o, fidx, ended);
   lua_pop(L, 1);                          /* the coroutine: the record anchors it */
   b->f->stop_arg = s;
   b->f->stopper = &stopper;
@@ -89,7 +90,7 @@ static int l_run(lua_State *L) {
     return luaL_error(L, "futures.run cannot wait inside a done-callback or a resumed coroutine's "
                          "non-yieldable code: nothing would run what it waits for");
   int n = lua_gettop(L);
-  lua_pushcfunction(L, l_spawn);
+  lua_getfield(L, lua_upvalueindex(1), "spawn");
   lua_insert(L, 1);
   lua_call(L, n, 1);                      /* the Future */
   lua_getfield(L, 1, "result");
@@ -111,9 +112,13 @@ static int l_timeout(lua_State *L) {
 }
 
 void spawn_open(lua_State *L) {
+  future_push_class(L);
+  lua_pushcclosure(L, l_spawn, 1);
+  lua_setfield(L, -2, "spawn");
+  lua_pushvalue(L, -1);                   /* run spawns through the module's spawn */
+  lua_pushcclosure(L, l_run, 1);
+  lua_setfield(L, -2, "run");
   static const luaL_Reg funcs[] = {
-    {"spawn", l_spawn},
-    {"run", l_run},
     {"fd", l_fd},
     {"timeout", l_timeout},
     {NULL, NULL}

@@ -102,9 +102,8 @@ static int susp_gc(lua_State *L) {
   return 0;
 }
 
-susp_t *susp_new(lua_State *L, int ud_idx, susp_ended_fn ended) {
+susp_t *susp_new(lua_State *L, owner_t *o, int ud_idx, susp_ended_fn ended) {
   ud_idx = lua_absindex(L, ud_idx);
-  owner_t *o = owner_get(L);
   lua_State *co = lua_newthread(L);          /* fn, co */
   lua_insert(L, -2);
   lua_xmove(L, co, 1);                       /* the function, into the coroutine */

@@ -22,9 +22,10 @@ typedef struct susp susp_t;
 typedef void (*susp_ended_fn)(lua_State *L, susp_t *s, lua_State *co, int st);
 
 /* Pushes a new coroutine running the function at the top (popped) and
- * makes its record; the coroutine stays anchored until it ends.  ud is
- * the spawner's (any Lua value at index ud_idx, kept with the record). */
-susp_t *susp_new(lua_State *L, int ud_idx, susp_ended_fn ended);
+ * makes its record; the coroutine stays anchored until it ends.  o is
+ * L's owner; ud is the spawner's (any Lua value at index ud_idx, kept with
+ * the record). */
+susp_t *susp_new(lua_State *L, owner_t *o, int ud_idx, susp_ended_fn ended);
 /* The spawner's value given to susp_new, pushed. */
 void susp_push_ud(lua_State *L, susp_t *s);
 /* Starts or resumes the coroutine with the nargs values at the top of L
