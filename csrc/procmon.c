@@ -251,6 +251,19 @@ void pmon_signal(pmon *m, int sig) {
   pthread_mutex_unlock(&m->mu);
 }
 
+void pmon_start_begin(pmon *m) {
+  pthread_mutex_lock(&m->mu);
+  m->starting++;
+  pthread_mutex_unlock(&m->mu);
+}
+
+size_t pmon_start_end(pmon *m) {
+  pthread_mutex_lock(&m->mu);
+  size_t n = m->nprocs + (size_t)--m->starting;
+  pthread_mutex_unlock(&m->mu);
+  return n;
+}
+
 size_t pmon_count(pmon *m) {
   pthread_mutex_lock(&m->mu);
   size_t n = m->nprocs;

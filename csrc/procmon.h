@@ -17,6 +17,7 @@ typedef struct pmon {
   int kill_sig;                /* set by pmon_signal: signal newcomers too */
   double kill_at;              /* after a SIGTERM: when to send SIGKILL (0: never) */
   int nproxies;
+  int starting;                /* proxies starting a process, not yet listed */
   int state;                   /* MON_* in procmon.c */
   pthread_t thread;
   int wake_fd;                 /* eventfd that wakes the monitor */
@@ -41,6 +42,11 @@ void pmon_watch_end(pmon *m, pid_t pid);
 
 /* How many processes are listed (live, or dead and not yet reaped). */
 size_t pmon_count(pmon *m);
+/* A proxy begins starting a process; pmon_start_end says it is over (the
+ * process listed, or not started) and returns how many processes are
+ * listed or still being started by other proxies, in one look. */
+void pmon_start_begin(pmon *m);
+size_t pmon_start_end(pmon *m);
 
 /* Signals every listed process, and those listed later. */
 void pmon_signal(pmon *m, int sig);

@@ -426,6 +426,16 @@ static int replace_worker(proxy *x, char *why, size_t len) {
   return 1;
 }
 
+/* The proxy's own descriptors, made once it has a worker: out of
+ * descriptors, a proxy that cannot start one gives its calls back and
+ * leaves holding none, so the workers that run can take them.  Without
+ * them, waits on queues end by their deadlines only and a stop is seen at
+ * the next poll.  Made before any call of this proxy can be stopped. */
+static void proxy_fds(proxy *x) {
+  qs_open(&x->qs);
+  if (x->ctl && x->ctl->efd < 0) x->ctl->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+}
+
 /* Takes up to `room` calls (waiting for the first only if nothing is in
  * flight) and sends those not cancelled meanwhile. */
 static int feed(proxy *x, int room, int *stop, char *why, size_t len) {
@@ -443,11 +453,19 @@ static int feed(proxy *x, int room, int *stop, char *why, size_t len) {
   got[0] = f;
   n++;
   int ok = 1, resource = 0;
-  if (x->pr.pid < 0 && !start_process(x, why, len, &resource)) {
-    /* Out of descriptors or processes while other workers run: they take
-     * these calls, and this proxy leaves (a later submit may start one
-     * again).  With no other worker, no call could ever run: break. */
-    if (resource && pmon_count(&x->pd->mon) > 0) {
+  size_t others = 1;
+  if (x->pr.pid < 0) {
+    pmon_start_begin(&x->pd->mon);
+    int started = start_process(x, why, len, &resource);
+    others = pmon_start_end(&x->pd->mon);
+    if (started) proxy_fds(x);
+  }
+  if (x->pr.pid < 0) {
+    /* Out of descriptors or processes while other workers run or start:
+     * they take these calls, and this proxy leaves (a later submit may
+     * start one again).  With no other worker, no call could ever run:
+     * break. */
+    if (resource && others > 0) {
       pool_giveback(x->p, got, n);
       *stop = 1;
       return 1;
@@ -485,11 +503,11 @@ void *proxy_main(void *arg) {
   x.pr.to = x.pr.from = -1;
   msg_init(&x.out);
   msg_init(&x.in);
-  qs_init(&x.qs);   /* without its descriptor, waits on queues end by their deadlines only */
+  qs_init(&x.qs);
   pmon_enter(&x.pd->mon);
   if ((x.ctl = calloc(1, sizeof *x.ctl))) {
     atomic_init(&x.ctl->refs, 1);
-    x.ctl->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    x.ctl->efd = -1;   /* made with the first worker process (proxy_fds) */
   }
   char why[256] = "", how[96] = "";
   int broken = 0;

@@ -45,9 +45,13 @@ struct qs_req {
   tr_msg msg;          /* a put's value */
 };
 
-int qs_init(qserve *s) {
+void qs_init(qserve *s) {
   memset(s, 0, sizeof *s);
-  s->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  s->efd = -1;
+}
+
+int qs_open(qserve *s) {
+  if (s->efd < 0) s->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   return s->efd >= 0;
 }
 

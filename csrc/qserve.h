@@ -12,7 +12,10 @@ typedef struct qserve {
   int efd;             /* readable once a waited-on queue changed; -1 if none */
 } qserve;
 
-int qs_init(qserve *s);     /* 0 if out of descriptors */
+/* An empty server; its eventfd comes with qs_open, once its proxy has a
+ * worker (a proxy that never starts one holds no descriptor for it). */
+void qs_init(qserve *s);
+int qs_open(qserve *s);     /* 0 if out of descriptors: waits end by their deadlines only */
 void qs_free(qserve *s);    /* as if the worker ended, then the descriptor */
 /* Counts the queues of a message about to go to the worker (its TASK, a
  * reply): the proxy holds each until the worker drops it.  0 on OOM. */
