@@ -415,6 +415,16 @@ static void stop_end(pthread_t waker) {
 
 /* A TASK frame: run, or skipped if the parent took it back.  *ran says
  * which. */
+/* Replaces a call's outcome by a TransferError saying why: the call
+ * fails, not the stream. */
+static int cannot_cross(tr_msg *res, char **tb, const char *why) {
+  msg_free(res);
+  tr_encode_string(res, why, strlen(why));
+  free(*tb);
+  *tb = NULL;
+  return OUT_TRANSFER;
+}
+
 static int run_task(lua_State *L, wire_rd *r, idmap *d, io *x, claim_t *c, int *ran) {
   uint64_t taskid;
   tr_msg call, res;
@@ -442,22 +452,10 @@ static int run_task(lua_State *L, wire_rd *r, idmap *d, io *x, claim_t *c, int *
     }
     double took = clk_now() - t0;
     *ran = 1;
-    if (!qr_msg_ok(&res)) {
-      static const char own[] = "a queue made in a worker process cannot cross to the parent";
-      msg_free(&res);
-      tr_encode_string(&res, own, sizeof own - 1);
-      outcome = OUT_TRANSFER;
-      free(tb);
-      tb = NULL;
-    }
-    if (!wire_fits(&res, 1)) {   /* fail this call, not the stream */
-      static const char big[] = "the outcome is too large to send from a worker process (2 GiB at most)";
-      msg_free(&res);
-      tr_encode_string(&res, big, sizeof big - 1);
-      outcome = OUT_TRANSFER;
-      free(tb);
-      tb = NULL;
-    }
+    if (!qr_msg_ok(&res))
+      outcome = cannot_cross(&res, &tb, "a queue made in a worker process cannot cross to the parent");
+    if (!wire_fits(&res, 1))   /* fail this call, not the stream */
+      outcome = cannot_cross(&res, &tb, "the outcome is too large to send from a worker process (2 GiB at most)");
     ok = add_result(x, taskid, outcome, tb, &res, took < TINY_CALL);
     free(tb);
   }
