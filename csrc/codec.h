@@ -91,6 +91,9 @@ void cx_scratch_give(lua_State *L, int ctx, int slot, int idx, int n, int array)
 void cx_push_blob(lua_State *L, tr_blob *b);
 /* Stores the value on top as t[id] of the bounded cache in ctx slot
  * `slot` (emptied when full), leaving the value on top. */
+/* Pushes the bounded cache table in ctx slot `slot`, counting one more
+ * entry; when full it is replaced by an empty one (returns 1 then). */
+int cx_cache_room(lua_State *L, int ctx, int slot);
 void cx_cache_put(lua_State *L, int ctx, int slot, uint64_t id);
 
 /* -------------------------------------------------------------- consts.c */

@@ -74,12 +74,13 @@ void cx_push_blob(lua_State *L, tr_blob *b) {
 
 #define CACHE_MAX 1024
 
-void cx_cache_put(lua_State *L, int ctx, int slot, uint64_t id) {
+int cx_cache_room(lua_State *L, int ctx, int slot) {
   lua_rawgeti(L, ctx, slot);
   lua_getfield(L, -1, "n");
   lua_Integer count = lua_tointeger(L, -1) + 1;
   lua_pop(L, 1);
-  if (count > CACHE_MAX) {   /* a plain bounded cache: dropped when full */
+  int dropped = count > CACHE_MAX;
+  if (dropped) {   /* a plain bounded cache: dropped when full */
     lua_pop(L, 1);
     lua_newtable(L);
     lua_pushvalue(L, -1);
@@ -88,6 +89,11 @@ void cx_cache_put(lua_State *L, int ctx, int slot, uint64_t id) {
   }
   lua_pushinteger(L, count);
   lua_setfield(L, -2, "n");
+  return dropped;
+}
+
+void cx_cache_put(lua_State *L, int ctx, int slot, uint64_t id) {
+  cx_cache_room(L, ctx, slot);
   lua_pushvalue(L, -2);
   lua_rawseti(L, -2, (lua_Integer)id);
   lua_pop(L, 1);

@@ -22,7 +22,6 @@
 #include "codec.h"
 #include "proto.h"
 
-#define PROTOCACHE_MAX 1024
 
 static int dump_writer(lua_State *L, const void *p, size_t sz, void *ud) {
   tr_msg *m = ud;
@@ -57,15 +56,7 @@ static tr_blob *proto_hit(lua_State *L, int ctx, int idx, const void *p) {
 
 /* Caches the blob box on top for prototype p of the closure at idx. */
 static void proto_keep(lua_State *L, int ctx, int idx, const void *p) {
-  lua_rawgeti(L, ctx, CTX_PROTOBLOB);
-  lua_getfield(L, -1, "n");
-  lua_Integer count = lua_tointeger(L, -1) + 1;
-  lua_pop(L, 1);
-  if (count > PROTOCACHE_MAX) {   /* a plain bounded cache: dropped when full */
-    lua_pop(L, 1);
-    lua_newtable(L);
-    lua_pushvalue(L, -1);
-    lua_rawseti(L, ctx, CTX_PROTOBLOB);
+  if (cx_cache_room(L, ctx, CTX_PROTOBLOB)) {   /* emptied: its closures go too */
     lua_rawgeti(L, ctx, CTX_PROTOFN);
     lua_getmetatable(L, -1);
     lua_newtable(L);
@@ -73,10 +64,7 @@ static void proto_keep(lua_State *L, int ctx, int idx, const void *p) {
     lua_setmetatable(L, -2);
     lua_rawseti(L, ctx, CTX_PROTOFN);
     lua_pop(L, 1);
-    count = 1;
   }
-  lua_pushinteger(L, count);
-  lua_setfield(L, -2, "n");
   lua_pushlightuserdata(L, (void *)p);
   lua_pushvalue(L, -3);
   lua_rawset(L, -3);
