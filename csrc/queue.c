@@ -49,6 +49,27 @@ static void wake_all(queue_watch *h) {
   }
 }
 
+/* The queue's lock is held for a few dozen instructions, by parties that
+ * stream on two cores: waiting for it in the kernel (a futex wait and a
+ * wake, microseconds) costs far more than a bounded spin. */
+#define LOCK_SPINS 1000
+
+static void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+static void lock(queue_t *q) {
+  for (int i = 0, n = 1; i < LOCK_SPINS; i += n, n = n < 64 ? 2 * n : n) {
+    if (pthread_mutex_trylock(&q->mu) == 0) return;
+    for (int k = 0; k < n; k++) cpu_relax();
+  }
+  pthread_mutex_lock(&q->mu);
+}
+
 static int has_room(queue_t *q) { return !q->maxsize || atomic_load(&q->count) < q->maxsize; }
 
 tr_blob *queue_new(const tr_kind *kind, size_t maxsize) {
@@ -95,7 +116,7 @@ static void watch_done(queue_watch *w) {
 }
 
 int queue_put(queue_t *q, tr_msg *m, queue_watch *w, int force) {
-  pthread_mutex_lock(&q->mu);
+  lock(q);
   if (atomic_load(&q->closed)) {
     watch_done(w);
     pthread_mutex_unlock(&q->mu);
@@ -130,7 +151,7 @@ int queue_put(queue_t *q, tr_msg *m, queue_watch *w, int force) {
 }
 
 int queue_get(queue_t *q, tr_msg *out, queue_watch *w) {
-  pthread_mutex_lock(&q->mu);
+  lock(q);
   queue_item *it = q->head;
   if (!it) {
     int closed = atomic_load(&q->closed);

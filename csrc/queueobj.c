@@ -18,6 +18,7 @@
  * methods, each a request over the worker's pipes (queue_remote_ops).
  */
 #include <string.h>
+#include <unistd.h>
 #include "lauxlib.h"
 #include "clock.h"
 #include "luax.h"
@@ -53,8 +54,10 @@ static const queue_remote_ops *remote_of(tr_blob *b) {
   return b->kind == &local_kind ? NULL : *(const queue_remote_ops **)TR_BLOB_OBJ(b);
 }
 
+/* Every method has the class's metatable as upvalue 1 (luax_checkself)
+ * and the scratch message as upvalue 2. */
 static tr_blob *self(lua_State *L) {
-  qbox *x = luax_checkudata(L, 1, &queue_class);
+  qbox *x = luax_checkself(L, &queue_class);
   if (!x->b) luaL_error(L, "the queue was garbage-collected");
   return x->b;
 }
@@ -93,8 +96,10 @@ static int push_blob(lua_State *L, tr_blob *b) {
  * One message per state for the value crossing now, never held across a
  * wait (a callback run during the wait may use it), in a userdata so that
  * a memory error in the codec leaks nothing. */
+#define SCRATCH lua_upvalueindex(2)
+
 static tr_msg *scratch(lua_State *L) {
-  tr_msg *m = lua_touserdata(L, lua_upvalueindex(1));
+  tr_msg *m = lua_touserdata(L, SCRATCH);
   msg_free(m);
   return m;
 }
@@ -166,27 +171,73 @@ static int try_op(lua_State *L, queue_t *q, int getting, queue_watch *w) {
   if (getting) return queue_get(q, m, w);
   char err[TR_ERRLEN];
   tr_opts o = {1, "the value", 0};
-  if (!tr_encode(L, 2, 1, m, &o, err)) {
-    queue_unwatch(q, w);
+  if (!tr_encode_scalar(L, 2, m) && !tr_encode(L, 2, 1, m, &o, err)) {
+    if (w) queue_unwatch(q, w);
     luax_error(L, LUAX_TRANSFER, err);
   }
   int rc = queue_put(q, m, w, 0);
   msg_free(m);
   if (rc == QUEUE_NOMEM) {
-    queue_unwatch(q, w);
+    if (w) queue_unwatch(q, w);
     luaL_error(L, "not enough memory");
   }
   return rc;
 }
 
+/* Spinning: a party that finds the queue empty (full) while the other
+ * side streams would otherwise sleep and be woken, a system call on both
+ * sides, every few values.  It watches the queue's atomics instead, for
+ * at most SPIN_S, linked as no watcher (so a put or get signals nobody),
+ * and only where another core can be making the progress it waits for. */
+#define SPIN_S 20e-6
+
+static int spin_on = 1;
+void queueobj_spin_enable(int on) { spin_on = on; }
+
+static void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+static int can_spin(void) {
+  static int cores;   /* a benign race: every thread computes the same */
+  if (!cores) cores = sysconf(_SC_NPROCESSORS_ONLN) > 1 ? 1 : -1;
+  return spin_on && cores > 0;
+}
+
+/* Tries again while the queue's atomics say it may go through, until
+ * SPIN_S passed; QUEUE_WAIT when it did not. */
+static int spin_op(lua_State *L, queue_t *q, int getting, double deadline) {
+  qwait probe = {{0}, q, NULL, NULL, getting, NULL};
+  double until = clk_now() + SPIN_S;
+  if (deadline >= 0 && deadline < until) until = deadline;
+  for (unsigned i = 1;; i++) {
+    if (qwait_ready(&probe)) {
+      int rc = try_op(L, q, getting, NULL);
+      if (rc != QUEUE_WAIT) return rc;
+    } else {
+      cpu_relax();
+    }
+    if (i % 64 == 0 && clk_now() >= until) return QUEUE_WAIT;
+  }
+}
+
 /* Blocks the state's thread until the operation goes through (QUEUE_OK,
  * the value in the scratch message for a get), the queue closes
- * (QUEUE_CLOSED) or the deadline passes (QUEUE_WAIT). */
+ * (QUEUE_CLOSED) or the deadline passes (QUEUE_WAIT).  The first tries
+ * link no watch node and need no owner: most operations go through. */
 static int block_op(lua_State *L, tr_blob *b, int getting, double deadline) {
-  qwait x = {{0}, queue_of(b), owner_get(L), NULL, getting, NULL};
+  queue_t *q = queue_of(b);
+  int rc = try_op(L, q, getting, NULL);
+  if (rc != QUEUE_WAIT || (deadline >= 0 && clk_now() >= deadline)) return rc;
+  if (can_spin() && (rc = spin_op(L, q, getting, deadline)) != QUEUE_WAIT) return rc;
+  qwait x = {{0}, q, owner_get(L), NULL, getting, NULL};
   x.w.notify = qwait_notify;
   for (;;) {
-    int rc = try_op(L, x.q, getting, &x.w);
+    rc = try_op(L, x.q, getting, &x.w);
     if (rc != QUEUE_WAIT) return rc;
     int st = owner_block(L, qwait_ready, &x, deadline);
     if (st == OWNER_READY) continue;
@@ -199,6 +250,10 @@ static int block_op(lua_State *L, tr_blob *b, int getting, double deadline) {
 /* Pushes the value the scratch message holds (a get's); raises
  * TransferError if it does not decode here. */
 static int push_got(lua_State *L, tr_msg *m, int lightuserdata) {
+  if (tr_decode_scalar(L, m)) {
+    msg_free(m);
+    return 1;
+  }
   char err[TR_ERRLEN];
   size_t pos = 0;
   int n = tr_decode(L, m, &pos, lightuserdata, err);
@@ -219,7 +274,7 @@ static int remote_op(lua_State *L, tr_blob *b, const queue_remote_ops *r, int ge
   }
   char err[TR_ERRLEN];
   tr_opts o = {0, "the value", 0};
-  if (!tr_encode(L, 2, 1, m, &o, err)) luax_error(L, LUAX_TRANSFER, err);
+  if (!tr_encode_scalar(L, 2, m) && !tr_encode(L, 2, 1, m, &o, err)) luax_error(L, LUAX_TRANSFER, err);
   int rc = r->put(L, b, m, deadline);
   msg_free(m);
   return rc;
@@ -259,7 +314,7 @@ static int op_k(lua_State *L, int status, lua_KContext ctx) {
         return susp_wait(L, s, deadline, ctx, op_k);   /* yields: never returns */
       qwait_release(x);
     }
-    if (rc == QUEUE_OK) return getting ? push_got(L, lua_touserdata(L, lua_upvalueindex(1)), 1) : 0;
+    if (rc == QUEUE_OK) return getting ? push_got(L, lua_touserdata(L, SCRATCH), 1) : 0;
   }
   if (rc == QUEUE_CLOSED) {
     if (iter) return 0;
@@ -275,7 +330,7 @@ static int l_get(lua_State *L) { return op_k(L, LUA_OK, 1); }
  * once the queue is closed and drained. */
 static int l_iter_next(lua_State *L) {
   lua_settop(L, 1);
-  lua_pushvalue(L, lua_upvalueindex(2));   /* the timeout */
+  lua_pushvalue(L, lua_upvalueindex(3));   /* the timeout */
   return op_k(L, LUA_OK, 2);
 }
 
@@ -284,8 +339,9 @@ static int l_iter(lua_State *L) {
   if (!lua_isnoneornil(L, 2)) luaL_checknumber(L, 2);
   lua_settop(L, 2);
   lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushvalue(L, SCRATCH);
   lua_pushvalue(L, 2);
-  lua_pushcclosure(L, l_iter_next, 2);
+  lua_pushcclosure(L, l_iter_next, 3);
   lua_pushvalue(L, 1);
   return 2;
 }
@@ -373,11 +429,13 @@ static void setup(lua_State *L) {
     {"__len", l_len}, {"__tostring", l_tostring}, {"__gc", qbox_gc}, {NULL, NULL}
   };
   if (luax_newclass(L, &queue_class)) {
-    lua_pushvalue(L, -2);
-    luaL_setfuncs(L, metamethods, 1);
-    luaL_newlibtable(L, methods);
+    lua_pushvalue(L, -1);
     lua_pushvalue(L, -3);
-    luaL_setfuncs(L, methods, 1);
+    luaL_setfuncs(L, metamethods, 2);
+    luaL_newlibtable(L, methods);
+    lua_pushvalue(L, -2);
+    lua_pushvalue(L, -4);
+    luaL_setfuncs(L, methods, 2);
     lua_setfield(L, -2, "__index");
   }
   lua_pop(L, 2);

@@ -26,5 +26,8 @@ extern const tr_kind queueobj_remote_kind;
  * kind's push makes the state's futures.Queue.  NULL if out of memory. */
 tr_blob *queueobj_new_blob(size_t maxsize);
 
+/* Turns spinning before a blocking wait off or back on: a test hook. */
+void queueobj_spin_enable(int on);
+
 void queueobj_open(lua_State *L);   /* core.Queue into the module table at -1 */
 #endif

@@ -1,13 +1,15 @@
 /* Entry points for the specs: _roundtrip copies values into a private
  * state and back, the way a task's values travel; _direct_arrays turns
  * the codec's direct access to array parts off and on, and _proto_cache
- * its use of prototypes, so that specs run both paths. */
+ * its use of prototypes, and _queue_fast a queue's short cuts, so that
+ * specs run both paths. */
 #include <stdio.h>
 #include <stdlib.h>
 #include "lauxlib.h"
 #include "arraypart.h"
 #include "luax.h"
 #include "queue.h"
+#include "queueobj.h"
 #include "proto.h"
 #include "testhooks.h"
 #include "transfer.h"
@@ -84,6 +86,18 @@ static int l_proto_cache(lua_State *L) {
   return 1;
 }
 
+/* _queue_fast(on) turns a queue's short cuts off or back on for this
+ * process: scalars through the codec's shortcut (tr_encode_scalar) and
+ * spinning before a blocking wait; returns whether they are on. */
+static int l_queue_fast(lua_State *L) {
+  if (!lua_isnone(L, 1)) {
+    tr_scalar_enable(lua_toboolean(L, 1));
+    queueobj_spin_enable(lua_toboolean(L, 1));
+  }
+  lua_pushboolean(L, tr_scalar_enabled());
+  return 1;
+}
+
 void testhooks_open(lua_State *L) {
   if (luax_newclass(L, &msgbox_class)) {
     lua_pushcfunction(L, msgbox_gc);
@@ -95,6 +109,7 @@ void testhooks_open(lua_State *L) {
     {"_direct_arrays", l_direct_arrays},
     {"_live_queues", l_live_queues},
     {"_proto_cache", l_proto_cache},
+    {"_queue_fast", l_queue_fast},
     {NULL, NULL}
   };
   luaL_setfuncs(L, funcs, 0);

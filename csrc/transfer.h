@@ -42,6 +42,18 @@ int tr_decode(lua_State *L, const tr_msg *m, size_t *pos, int lightuserdata,
 /* Appends a message of one string value, without a Lua state; 0 on OOM. */
 int tr_encode_string(tr_msg *m, const char *s, size_t len);
 
+/* A message of one scalar (boolean, number, string), the bytes tr_encode
+ * would write, without its set-up (scalar.c): appends it to the empty m
+ * and returns 1, or returns 0 for a value of another type (m untouched).
+ * Raises on OOM (m must be owned by something collectable). */
+int tr_encode_scalar(lua_State *L, int idx, tr_msg *m);
+/* Pushes the value of m if m is a message of one scalar and returns 1;
+ * otherwise 0 with nothing pushed (tr_decode reads it then). */
+int tr_decode_scalar(lua_State *L, const tr_msg *m);
+/* Turns both short cuts off (they then return 0) or on: a test hook. */
+void tr_scalar_enable(int on);
+int tr_scalar_enabled(void);
+
 /* futures.constant(t) -> t, marked to cross to each receiving state once
  * (the module's function, see consts.c). */
 int tr_constant(lua_State *L);

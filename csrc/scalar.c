@@ -1,0 +1,74 @@
+/* The codec's short cut for a message of one scalar (a boolean, number or
+ * string): the very bytes tr_encode writes and tr_decode reads (codec.h,
+ * THE FORMAT), without their per-call set-up.  A queue's stream of small
+ * values goes through here. */
+#include "lauxlib.h"
+#include "codec.h"
+
+static int enabled = 1;
+
+void tr_scalar_enable(int on) { enabled = on; }
+int tr_scalar_enabled(void) { return enabled; }
+
+int tr_encode_scalar(lua_State *L, int idx, tr_msg *m) {
+  int t = lua_type(L, idx);
+  if (!enabled || (t != LUA_TNUMBER && t != LUA_TBOOLEAN && t != LUA_TSTRING)) return 0;
+  size_t len = 0;
+  const char *s = t == LUA_TSTRING ? lua_tolstring(L, idx, &len) : NULL;
+  if (!msg_reserve(m, 12 + len)) luaL_error(L, "not enough memory");
+  unsigned char *d = m->data + m->len;
+  *d++ = 1;   /* the count */
+  if (t == LUA_TBOOLEAN) {
+    *d++ = lua_toboolean(L, idx) ? T_TRUE : T_FALSE;
+  } else if (t == LUA_TSTRING || lua_isinteger(L, idx)) {
+    uint64_t u;
+    if (t == LUA_TSTRING) {
+      *d++ = T_STR;
+      u = len;
+    } else {
+      *d++ = T_INT;
+      u = (uint64_t)lua_tointeger(L, idx);
+      u = (u << 1) ^ (uint64_t)-(int64_t)(u >> 63);   /* zigzag */
+    }
+    while (u >= 0x80) { *d++ = (unsigned char)(u | 0x80); u >>= 7; }
+    *d++ = (unsigned char)u;
+    if (s) { memcpy(d, s, len); d += len; }
+  } else {
+    double x = lua_tonumber(L, idx);
+    *d++ = T_FLT;
+    memcpy(d, &x, 8);
+    d += 8;
+  }
+  m->len = (size_t)(d - m->data);
+  return 1;
+}
+
+int tr_decode_scalar(lua_State *L, const tr_msg *m) {
+  const unsigned char *p = m->data, *end = p + m->len;
+  if (!enabled || m->len < 2 || p[0] != 1) return 0;
+  uint64_t v;
+  switch (p[1]) {
+    case T_FALSE: case T_TRUE:
+      if (m->len != 2) return 0;
+      lua_pushboolean(L, p[1] == T_TRUE);
+      return 1;
+    case T_INT:
+      p += 2;
+      if (!tr_get_varint(&p, end, &v) || p != end) return 0;
+      lua_pushinteger(L, (lua_Integer)((v >> 1) ^ (uint64_t)-(int64_t)(v & 1)));
+      return 1;
+    case T_FLT: {
+      double x;
+      if (m->len != 10) return 0;
+      memcpy(&x, p + 2, 8);
+      lua_pushnumber(L, x);
+      return 1;
+    }
+    case T_STR:
+      p += 2;
+      if (!tr_get_varint(&p, end, &v) || v != (uint64_t)(end - p)) return 0;
+      lua_pushlstring(L, (const char *)p, (size_t)v);
+      return 1;
+    default: return 0;
+  }
+}
