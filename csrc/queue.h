@@ -35,7 +35,7 @@ typedef struct queue {
   queue_item *spare;               /* under mu: freed items kept for reuse */
   int nspare;
   queue_watch getters, putters;    /* under mu: circular lists, these are the heads */
-  _Alignas(64) atomic_size_t count;   /* written under mu, read anywhere */
+  atomic_size_t count;             /* written under mu, read anywhere */
   atomic_int closed;
   size_t maxsize;                  /* 0: unbounded */
 } queue_t;
