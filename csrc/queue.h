@@ -3,16 +3,20 @@
  *
  * A queue_t lives in a shared blob (msg.h): its reference count is the
  * blob's, so a message that carries the queue keeps it alive, and its id
- * (the blob's) is unique in the process.  Each item is one allocation
- * holding a message (small values inline).  Parties that wait link a watch
- * node; a put notifies one waiting getter, a get one waiting putter, a
- * close all of them, each at most once until it looks again.
+ * (the blob's) is unique in the process.  The values sit in a ring of
+ * slots (a small message inline, a larger one boxed), between two
+ * counters: putters advance `tail` under put_mu, getters `head` under
+ * get_mu, so a producer and a consumer on two cores share no lock and
+ * only the lines they hand each other (see queue.c).  Parties that wait
+ * link a watch node (under wait_mu); a put notifies one waiting getter, a
+ * get one waiting putter, a close all of them, each at most once until it
+ * looks again.
  *
- * Lock order: a queue's lock, then an owner's lock (notify runs with the
- * queue locked and may post to or signal an owner).  A blocked party's
- * readiness check runs under its owner's lock and so must not take the
- * queue's: it reads the atomics (queue_can_get / queue_can_put) and then
- * retries under the queue's lock.
+ * Lock order: put_mu, then get_mu (a put that grows the ring), then
+ * wait_mu, then an owner's lock (notify runs with wait_mu held and may
+ * post to or signal an owner).  A blocked party's readiness check runs
+ * under its owner's lock and so must not take the queue's: it reads the
+ * atomics (queue_can_get / queue_can_put) and then retries.
  */
 #ifndef FUTURES_QUEUE_H
 #define FUTURES_QUEUE_H
@@ -22,22 +26,42 @@
 
 typedef struct queue_watch queue_watch;
 struct queue_watch {
-  queue_watch *prev, *next;        /* under the queue's lock; next NULL: not linked */
-  void (*notify)(queue_watch *w);  /* with the queue's lock held; never blocks */
-  int notified;                    /* under the queue's lock: woken, has not looked again */
+  queue_watch *prev, *next;        /* under wait_mu */
+  int linked;                      /* the waiting party's own: only it links or unlinks */
+  void (*notify)(queue_watch *w);  /* with wait_mu held; never blocks */
+  int notified;                    /* under wait_mu: woken, has not looked again */
+  int getting;                     /* under wait_mu: linked as a getter (else a putter) */
 };
 
-typedef struct queue_item { struct queue_item *next; tr_msg msg; } queue_item;
+#define QUEUE_SLOT_INLINE 20   /* a message of no blobs and this many bytes: in the slot */
 
+typedef struct queue_slot {
+  tr_msg *box;   /* NULL: the message is the len bytes of inl */
+  uint32_t len;
+  unsigned char inl[QUEUE_SLOT_INLINE];
+} queue_slot;
+
+/* Each side's lock, and each counter, on lines of their own: the other
+ * side polls the counter, and must not steal the lock's line while it
+ * does (pads: blobs are only 16-byte aligned). */
 typedef struct queue {
-  pthread_mutex_t mu;
-  queue_item *head, *tail;         /* under mu */
-  queue_item *spare;               /* under mu: freed items kept for reuse */
-  int nspare;
-  queue_watch getters, putters;    /* under mu: circular lists, these are the heads */
-  atomic_size_t count;             /* written under mu, read anywhere */
-  atomic_int closed;
+  pthread_mutex_t put_mu;
+  uint64_t head_seen;              /* under put_mu: head as last read (<= head) */
+  char pad1[64];
+  atomic_uint_least64_t tail;      /* values ever put; written under put_mu */
+  char pad2[64];
+  pthread_mutex_t get_mu;
+  uint64_t tail_seen;              /* under get_mu: tail as last read (<= tail) */
+  char pad3[64];
+  atomic_uint_least64_t head;      /* values ever taken; written under get_mu */
+  char pad4[64];
+  queue_slot *ring;                /* cap slots; read under either lock, changed under both */
+  uint64_t cap;                    /* a power of two */
   size_t maxsize;                  /* 0: unbounded */
+  atomic_int closed;               /* set under put_mu */
+  atomic_int ngetters, nputters;   /* linked watch nodes; written under wait_mu */
+  pthread_mutex_t wait_mu;
+  queue_watch getters, putters;    /* under wait_mu: circular lists, these are the heads */
 } queue_t;
 
 enum { QUEUE_OK, QUEUE_WAIT, QUEUE_CLOSED, QUEUE_NOMEM };
@@ -61,7 +85,10 @@ int queue_get(queue_t *q, tr_msg *out, queue_watch *w);
 void queue_unwatch(queue_t *q, queue_watch *w);
 void queue_close(queue_t *q);
 
-static inline size_t queue_len(queue_t *q) { return atomic_load_explicit(&q->count, memory_order_relaxed); }
+static inline size_t queue_len(queue_t *q) {
+  uint64_t h = atomic_load(&q->head);   /* first: the tail read after is not behind it */
+  return (size_t)(atomic_load(&q->tail) - h);
+}
 static inline int queue_is_closed(queue_t *q) { return atomic_load(&q->closed); }
 /* Lock-free looks, for a readiness check: might a get / put go through? */
 static inline int queue_can_get(queue_t *q) { return queue_len(q) > 0 || queue_is_closed(q); }
