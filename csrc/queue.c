@@ -96,8 +96,12 @@ static void wake_other(queue_t *q, atomic_int *n, queue_watch *h) {
 
 static int has_room(queue_t *q) { return !q->maxsize || queue_len(q) < q->maxsize; }
 
+/* Slots on line boundaries: a slot that straddled two lines would cost
+ * two handoffs. */
+static queue_slot *ring_alloc(uint64_t cap) { return aligned_alloc(64, cap * sizeof(queue_slot)); }
+
 tr_blob *queue_new(const tr_kind *kind, size_t maxsize) {
-  queue_slot *ring = malloc(RING_MIN * sizeof *ring);
+  queue_slot *ring = ring_alloc(RING_MIN);
   tr_blob *b = ring ? tr_blob_new_obj(kind, sizeof(queue_t)) : NULL;
   if (!b) {
     free(ring);
@@ -188,7 +192,7 @@ static int value_now(queue_t *q) {
 /* Resizes the ring to cap slots (a power of two holding every value),
  * with both locks held; 0 if out of memory. */
 static int resize(queue_t *q, uint64_t cap) {
-  queue_slot *r = malloc(cap * sizeof *r);
+  queue_slot *r = ring_alloc(cap);
   if (!r) return 0;
   uint64_t h = atomic_load_explicit(&q->head, memory_order_relaxed);
   uint64_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);

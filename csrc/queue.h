@@ -29,7 +29,7 @@ struct queue_watch {
   queue_watch *prev, *next;        /* under wait_mu */
   int linked;                      /* the waiting party's own: only it links or unlinks */
   void (*notify)(queue_watch *w);  /* with wait_mu held; never blocks */
-  int notified;                    /* under wait_mu: woken, has not looked again */
+  atomic_int notified;             /* written under wait_mu: woken, has not looked again */
   int getting;                     /* under wait_mu: linked as a getter (else a putter) */
 };
 
@@ -43,8 +43,10 @@ typedef struct queue_slot {
 
 /* Each side's lock, and each counter, on lines of their own: the other
  * side polls the counter, and must not steal the lock's line while it
- * does (pads: blobs are only 16-byte aligned). */
+ * does; nor may a neighbouring allocation share a line with them (pads:
+ * blobs are only 16-byte aligned). */
 typedef struct queue {
+  char pad0[64];                   /* from the blob's header and whatever is before it */
   pthread_mutex_t put_mu;
   uint64_t head_seen;              /* under put_mu: head as last read (<= head) */
   char pad1[64];
@@ -62,6 +64,7 @@ typedef struct queue {
   atomic_int ngetters, nputters;   /* linked watch nodes; written under wait_mu */
   pthread_mutex_t wait_mu;
   queue_watch getters, putters;    /* under wait_mu: circular lists, these are the heads */
+  char pad5[64];                   /* from whatever is after it */
 } queue_t;
 
 enum { QUEUE_OK, QUEUE_WAIT, QUEUE_CLOSED, QUEUE_NOMEM };

@@ -128,8 +128,12 @@ static void qwait_notify(queue_watch *w) {   /* the queue's lock, then the owner
   else owner_signal(x->o);
 }
 
+/* Notified counts as ready: a wake-up may come for a value (room) that
+ * another party took before this one looked, and the node, marked woken,
+ * gets no other until it looks again. */
 static int qwait_ready(void *arg) {
   qwait *x = arg;
+  if (atomic_load_explicit(&x->w.notified, memory_order_relaxed)) return 1;
   return x->getting ? queue_can_get(x->q) : queue_can_put(x->q);
 }
 
@@ -188,18 +192,29 @@ static int try_op(lua_State *L, queue_t *q, int getting, queue_watch *w) {
  * side streams would otherwise sleep and be woken, a system call on both
  * sides, every few values.  It watches the queue's atomics instead, for
  * at most SPIN_S, linked as no watcher (so a put or get signals nobody),
- * and only where another core can be making the progress it waits for. */
-#define SPIN_S 20e-6
+ * polling less and less often (each poll takes a line the other side is
+ * writing), and only where another core can be making the progress it
+ * waits for.  A getter that sees fewer than SPIN_BATCH values arrive
+ * waits up to SPIN_RIPE for more (they stay visible to every getter
+ * meanwhile): taking them one by one, just behind the producer, would
+ * cost both sides a handoff of the counter's and the slot's lines for
+ * every value. */
+#define SPIN_S 50e-6
+#define SPIN_BATCH 16
+#define SPIN_RIPE 2e-6
+#define SPIN_BACKOFF 256   /* pauses between polls, at most */
 
 static int spin_on = 1;
 void queueobj_spin_enable(int on) { spin_on = on; }
 
-static void cpu_relax(void) {
+static void cpu_relax(unsigned n) {
+  while (n--) {
 #if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
+    __builtin_ia32_pause();
 #elif defined(__aarch64__)
-  __asm__ __volatile__("yield");
+    __asm__ __volatile__("yield");
 #endif
+  }
 }
 
 static int can_spin(void) {
@@ -209,20 +224,28 @@ static int can_spin(void) {
 }
 
 /* Tries again while the queue's atomics say it may go through, until
- * SPIN_S passed; QUEUE_WAIT when it did not. */
+ * SPIN_S (or the deadline) passed; QUEUE_WAIT when it did not. */
 static int spin_op(lua_State *L, queue_t *q, int getting, double deadline) {
   qwait probe = {{0}, q, NULL, NULL, getting, NULL};
-  double until = clk_now() + SPIN_S;
+  double now = clk_now(), until = now + SPIN_S, ripe = -1;
   if (deadline >= 0 && deadline < until) until = deadline;
-  for (unsigned i = 1;; i++) {
+  for (unsigned n = 1; now < until; now = clk_now()) {
+    size_t len = queue_len(q);
+    if (getting && len > 0 && len < SPIN_BATCH && !queue_is_closed(q)) {
+      if (ripe < 0) ripe = now + SPIN_RIPE;
+      if (now < ripe) {
+        cpu_relax(32);
+        continue;
+      }
+    }
     if (qwait_ready(&probe)) {
       int rc = try_op(L, q, getting, NULL);
       if (rc != QUEUE_WAIT) return rc;
-    } else {
-      cpu_relax();
     }
-    if (i % 64 == 0 && clk_now() >= until) return QUEUE_WAIT;
+    cpu_relax(n);
+    if (n < SPIN_BACKOFF) n *= 2;
   }
+  return QUEUE_WAIT;
 }
 
 /* Blocks the state's thread until the operation goes through (QUEUE_OK,
