@@ -66,6 +66,12 @@ typedef struct tr_msg {
 
 void msg_init(tr_msg *m);
 void msg_free(tr_msg *m);               /* back to the empty state */
+/* msg_free, with no call for a message that holds only inline bytes (a
+ * queue's scalar on every put and get). */
+static inline void msg_clear(tr_msg *m) {
+  if (m->nblobs || m->data != m->inl || m->blobs != m->inlblobs) msg_free(m);
+  else m->len = 0;
+}
 int msg_reserve(tr_msg *m, size_t extra);   /* 0 if out of memory */
 int msg_add_blob(tr_msg *m, tr_blob *b);    /* index, or -1; takes a ref */
 void msg_swap(tr_msg *a, tr_msg *b);        /* exchange contents */

@@ -242,7 +242,7 @@ int queue_put(queue_t *q, tr_msg *m, queue_watch *w, int force) {
   }
   atomic_store_explicit(&q->tail, t + 1, memory_order_release);
   pthread_mutex_unlock(&q->put_mu);
-  msg_free(m);
+  msg_clear(m);
   watch_done(q, &q->nputters, w);
   wake_other(q, &q->ngetters, &q->getters);
   return QUEUE_OK;

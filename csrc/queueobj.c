@@ -100,7 +100,7 @@ static int push_blob(lua_State *L, tr_blob *b) {
 
 static tr_msg *scratch(lua_State *L) {
   tr_msg *m = lua_touserdata(L, SCRATCH);
-  msg_free(m);
+  msg_clear(m);
   return m;
 }
 
@@ -180,7 +180,7 @@ static int try_op(lua_State *L, queue_t *q, int getting, queue_watch *w) {
     luax_error(L, LUAX_TRANSFER, err);
   }
   int rc = queue_put(q, m, w, 0);
-  msg_free(m);
+  msg_clear(m);   /* what a put that did not go through left */
   if (rc == QUEUE_NOMEM) {
     if (w) queue_unwatch(q, w);
     luaL_error(L, "not enough memory");
@@ -274,7 +274,7 @@ static int block_op(lua_State *L, tr_blob *b, int getting, double deadline) {
  * TransferError if it does not decode here. */
 static int push_got(lua_State *L, tr_msg *m, int lightuserdata) {
   if (tr_decode_scalar(L, m)) {
-    msg_free(m);
+    msg_clear(m);
     return 1;
   }
   char err[TR_ERRLEN];
@@ -305,21 +305,20 @@ static int remote_op(lua_State *L, tr_blob *b, const queue_remote_ops *r, int ge
 
 /* put and get, and the iterator's get (ctx 1: a closed queue ends the
  * loop).  Stack: 1 the queue, 2 the value or timeout, then (a put) the
- * timeout; the deadline goes to 3 (a get) or 4 (a put), and in a
- * spawned coroutine the wait's userdata right after it. */
+ * timeout; in a spawned coroutine the deadline goes to 3 (a get) or 4 (a
+ * put), for the continuation, and the wait's userdata right after it. */
 static int op_k(lua_State *L, int status, lua_KContext ctx) {
   int getting = ctx != 0, iter = ctx == 2;
   int dl = getting ? 3 : 4;
   tr_blob *b = self(L);
+  double deadline;
   if (status == LUA_OK) {
     if (!getting) luaL_argcheck(L, !lua_isnoneornil(L, 2), 2, "value expected (a queue holds no nil)");
-    double deadline = luax_optdeadline(L, dl - 1);
-    lua_settop(L, dl - 1);
-    lua_pushnumber(L, deadline);
+    deadline = luax_optdeadline(L, dl - 1);
   } else {   /* woken: look again, linked no more while it does */
     qwait_release(lua_touserdata(L, dl + 1));
+    deadline = lua_tonumber(L, dl);
   }
-  double deadline = lua_tonumber(L, dl);
   const queue_remote_ops *r = remote_of(b);
   int rc;
   if (r) {
@@ -330,6 +329,10 @@ static int op_k(lua_State *L, int status, lua_KContext ctx) {
     if (!s) {
       rc = block_op(L, b, getting, deadline);
     } else {
+      if (status == LUA_OK) {
+        lua_settop(L, dl - 1);
+        lua_pushnumber(L, deadline);
+      }
       lua_settop(L, dl);
       qwait *x = push_qwait(L, b, getting, s);
       rc = try_op(L, x->q, getting, &x->w);
