@@ -34,18 +34,10 @@ static atomic_long live;
 
 long queue_live(void) { return atomic_load(&live); }
 
-static void cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  __asm__ __volatile__("yield");
-#endif
-}
-
 static void lock(pthread_mutex_t *mu) {
   for (int i = 0, n = 1; i < LOCK_SPINS; i += n, n = n < 64 ? 2 * n : n) {
     if (pthread_mutex_trylock(mu) == 0) return;
-    for (int k = 0; k < n; k++) cpu_relax();
+    queue_relax((unsigned)n);
   }
   pthread_mutex_lock(mu);
 }

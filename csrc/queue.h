@@ -99,6 +99,17 @@ static inline int queue_can_put(queue_t *q) {
   return !q->maxsize || queue_len(q) < q->maxsize || queue_is_closed(q);
 }
 
+/* n pauses of a spinning party, which let the other hyperthread run. */
+static inline void queue_relax(unsigned n) {
+  while (n--) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+  }
+}
+
 /* Queues alive in the process (a test hook counts leaks with it). */
 long queue_live(void);
 #endif

@@ -207,16 +207,6 @@ static int try_op(lua_State *L, queue_t *q, int getting, queue_watch *w) {
 static int spin_on = 1;
 void queueobj_spin_enable(int on) { spin_on = on; }
 
-static void cpu_relax(unsigned n) {
-  while (n--) {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-  }
-}
-
 static int can_spin(void) {
   static int cores;   /* a benign race: every thread computes the same */
   if (!cores) cores = sysconf(_SC_NPROCESSORS_ONLN) > 1 ? 1 : -1;
@@ -234,7 +224,7 @@ static int spin_op(lua_State *L, queue_t *q, int getting, double deadline) {
     if (getting && len > 0 && len < SPIN_BATCH && !queue_is_closed(q)) {
       if (ripe < 0) ripe = now + SPIN_RIPE;
       if (now < ripe) {
-        cpu_relax(32);
+        queue_relax(32);
         continue;
       }
     }
@@ -242,7 +232,7 @@ static int spin_op(lua_State *L, queue_t *q, int getting, double deadline) {
       int rc = try_op(L, q, getting, NULL);
       if (rc != QUEUE_WAIT) return rc;
     }
-    cpu_relax(n);
+    queue_relax(n);
     if (n < SPIN_BACKOFF) n *= 2;
   }
   return QUEUE_WAIT;

@@ -61,6 +61,21 @@ describe("(queue short cuts " .. (fast and "on" or "off") .. ")", function()
     end)
 
 
+    it("keeps order while its ring grows, wraps and shrinks", function()
+      local q, n, want = futures.Queue(), 0, 1
+      for _, step in ipairs { { 10, 5 }, { 30, 20 }, { 5000, 5015 }, { 40, 25 }, { 3000, 3015 } } do
+        for _ = 1, step[1] do n = n + 1; q:put(n) end
+        for _ = 1, step[2] do
+          assert.equal(want, q:get())
+          want = want + 1
+        end
+        assert.equal(n - want + 1, #q)
+      end
+      assert.equal(0, #q)
+      q:put({ big = ("x"):rep(100) })   -- a boxed message after the shrink
+      assert.equal(100, #q:get().big)
+    end)
+
     it("times out a put on a full queue and a get on an empty one", function()
       local q = futures.Queue(1)
       q:put("a")
