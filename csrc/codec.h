@@ -36,6 +36,9 @@
  *   SHARED blob                a shared object (a queue): the message's blob
  *                              of that index, of a kind (msg.h), whose push
  *                              makes the receiver's value; by reference
+ *   SLAB blob                  only as a table's first array value: all
+ *                              narr slots are the slab (slab.h) of that
+ *                              blob index, whose length is narr
  *
  * A constant's blob: the 8-byte pid and 8-byte blob id (host order) of the
  * process and blob it was first encoded into, then a message of one value,
@@ -51,7 +54,7 @@
 
 enum {
   T_NIL, T_FALSE, T_TRUE, T_INT, T_FLT, T_STR, T_TABLE, T_REF,
-  T_LFUNC, T_CFUNC, T_MODULE, T_LIGHTUD, T_MTFIELD, T_CONST, T_SHARED,
+  T_LFUNC, T_CFUNC, T_MODULE, T_LIGHTUD, T_MTFIELD, T_CONST, T_SHARED, T_SLAB,
   U_ENV = 0x20, U_JOIN = 0x21
 };
 #define REF_MINSTR 32   /* shorter strings are cheaper to send again */

@@ -248,7 +248,9 @@ static int single_result(lua_State *L, future_box *b) {
   if (f->outcome != OUT_VALUES || f->traceback) return 0;
   int stored = lua_getiuservalue(L, 1, 1) != LUA_TNIL;   /* an outcome table */
   lua_pop(L, 1);
-  if (stored) return 0;
+  /* One value: the count is the byte 1.  Anything else is decoded once,
+   * by the general path (a slab can only be taken once). */
+  if (stored || f->msg.len < 2 || f->msg.data[0] != 1) return 0;
   char err[TR_ERRLEN];
   size_t pos = 0;
   int top = lua_gettop(L);
@@ -261,6 +263,10 @@ static int single_result(lua_State *L, future_box *b) {
     return 1;
   }
   lua_settop(L, top);
+  if (n < 0 && !f->broken_kind) {   /* keep the reason: a slab read cannot be read again */
+    msg_free(&f->msg);
+    if (tr_encode_string(&f->msg, err, strlen(err))) f->outcome = OUT_TRANSFER;
+  }
   return 0;
 }
 
