@@ -61,12 +61,11 @@ static int l_spawn(lua_State *L) {
   luax_checkcallable(L, 1);
   owner_t *o = owner_get(L);   /* raises in a finalizer after the state's, before anything is made */
   int nargs = lua_gettop(L) - 1;
-  future_box *b = future_push_new(L, lua_upvalueindex(1));
+  future_box *b = future_push_new_ext(L, lua_upvalueindex(1), susp_size(), susp_free);
   int fidx = lua_gettop(L);
   fut_set_running(b->f);
   lua_pushvalue(L, 1);
-  susp_t *s = susp_new(L, o, fidx, ended);
-  lua_pop(L, 1);                          /* the coroutine: the record anchors it */
+  susp_t *s = susp_new(L, o, fidx, 3, future_extra(b), ended);
   b->f->stop_arg = s;
   b->f->stopper = &stopper;
   for (int i = 2; i <= nargs + 1; i++) lua_pushvalue(L, i);

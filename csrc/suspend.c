@@ -1,13 +1,13 @@
 /* Suspending spawned coroutines at library waits.  See suspend.h.
  *
- * A record is a userdata anchored by a registry reference from its birth
- * until the coroutine ended and no wake-up of it is queued, so that the
- * job and timer inside it stay valid while the owner may still run them;
- * its user values hold the spawner's value and the coroutine.  The
- * state's thread alone touches a record; other threads only post its job
- * (owner_post), under the owner's lock.
+ * A record lives inside its spawner's userdata (the Future), which a
+ * registry reference anchors from the record's birth until the coroutine
+ * ended and no wake-up of it is queued, so that the job and timer inside
+ * it stay valid while the owner may still run them; a user value of that
+ * userdata holds the coroutine.  The state's thread alone touches a
+ * record; other threads only post its job (owner_post), under the
+ * owner's lock.
  */
-#include <string.h>
 #include "lauxlib.h"
 #include "luax.h"
 #include "suspend.h"
@@ -27,9 +27,7 @@ struct susp {
   susp_ended_fn ended;
 };
 
-static const luax_class susp_class = {"futures.Coroutine", NULL};
 static const char k_mark;
-enum { UV_UD = 1, UV_CO };   /* the record's user values */
 
 /* The record whose coroutine susp_resume is running on this OS thread
  * (the innermost one): susp_current's answer in O(1), no table lookup.
@@ -94,25 +92,21 @@ static void wake_drop(owner_job *j) { (void)j; }   /* the state is closing: so i
 
 static const owner_job_ops wake_ops = {wake_run, wake_drop};
 
-static int susp_gc(lua_State *L) {
-  susp_t *s = luax_checkudata(L, 1, &susp_class);
+size_t susp_size(void) { return sizeof(susp_t); }
+
+void susp_free(void *mem) {
+  susp_t *s = mem;
   owner_unref(s->owner);
   s->owner = NULL;
-  return 0;
 }
 
-susp_t *susp_new(lua_State *L, owner_t *o, int ud_idx, susp_ended_fn ended) {
+susp_t *susp_new(lua_State *L, owner_t *o, int ud_idx, int uv, void *mem, susp_ended_fn ended) {
   ud_idx = lua_absindex(L, ud_idx);
   lua_State *co = lua_newthread(L);          /* fn, co */
   lua_insert(L, -2);
   lua_xmove(L, co, 1);                       /* the function, into the coroutine */
-  susp_t *s = lua_newuserdatauv(L, sizeof *s, 2);
-  memset(s, 0, sizeof *s);
-  if (luax_newclass(L, &susp_class)) {
-    lua_pushcfunction(L, susp_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_setmetatable(L, -2);
+  lua_setiuservalue(L, ud_idx, uv);
+  susp_t *s = mem;
   s->job.ops = &wake_ops;
   s->timer.job = &s->job;
   s->owner = o;
@@ -120,18 +114,11 @@ susp_t *susp_new(lua_State *L, owner_t *o, int ud_idx, susp_ended_fn ended) {
   s->co = co;
   s->ended = ended;
   lua_pushvalue(L, ud_idx);
-  lua_setiuservalue(L, -2, UV_UD);
-  lua_pushvalue(L, -2);
-  lua_setiuservalue(L, -2, UV_CO);
-  s->ref = luaL_ref(L, LUA_REGISTRYINDEX);   /* the record; co stays */
+  s->ref = luaL_ref(L, LUA_REGISTRYINDEX);
   return s;
 }
 
-void susp_push_ud(lua_State *L, susp_t *s) {
-  lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref);
-  lua_getiuservalue(L, -1, UV_UD);
-  lua_remove(L, -2);
-}
+void susp_push_ud(lua_State *L, susp_t *s) { lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref); }
 
 susp_t *susp_current(lua_State *L) {
   susp_t *s = resumed;
