@@ -220,7 +220,8 @@ static void raise_if_cancelled(lua_State *L, fut_t *f) {
  * spawned coroutine it suspends, its deadline at 3, and k continues
  * the method once woken (status LUA_YIELD). */
 static fut_t *await(lua_State *L, int status, lua_KFunction k) {
-  fut_t *f = self_fut(L);
+  /* Resumed: its class was checked before it yielded. */
+  fut_t *f = status == LUA_OK ? self_fut(L) : alive(L, lua_touserdata(L, 1))->f;
   double deadline = status == LUA_OK ? luax_optdeadline(L, 2) : -1;   /* checked even if done */
   if (fut_done(atomic_load(&f->state))) {
     if (f->cb_owner) run_own_callbacks(L, f);
