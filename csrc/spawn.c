@@ -63,7 +63,7 @@ static int l_spawn(lua_State *L) {
   int nargs = lua_gettop(L) - 1;
   future_box *b = future_push_new_ext(L, lua_upvalueindex(1), susp_size(), susp_free);
   int fidx = lua_gettop(L);
-  fut_set_running(b->f);
+  atomic_store(&b->f->state, F_RUNNING);   /* no one else has it yet: no lock */
   lua_pushvalue(L, 1);
   susp_t *s = susp_new(L, o, fidx, 3, future_extra(b), ended);
   b->f->stop_arg = s;
