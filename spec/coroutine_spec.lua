@@ -166,6 +166,17 @@ describe("futures.spawn", function()
     assert.same({ 21 }, { outer:result(LONG) })
   end)
 
+  it("gets a clear error in a finalizer that runs after the library's own", function()
+    local out, ok = helpers.run_lua([[
+      local g = setmetatable({}, { __gc = function()
+        print("in the finalizer:", pcall(FUT.spawn, function() end))
+      end })
+      FUT = require "futures"
+    ]])
+    assert.is_true(ok, out)
+    helpers.contains(out, "in the finalizer:\tfalse\tfutures: the Lua state is closing")
+  end)
+
   it("counts resumptions in poll()", function()
     local ex <close> = futures.ThreadPoolExecutor(2)
     local g <close> = gate()
