@@ -44,13 +44,14 @@ fut_t *future_check(lua_State *L, int idx) {
 }
 
 /* future_extra's offset: the box, rounded up as Lua aligns a userdata. */
-#define EXTRA_AT ((sizeof(future_box) + _Alignof(max_align_t) - 1) / _Alignof(max_align_t) * _Alignof(max_align_t))
+#define ALIGN _Alignof(max_align_t)
+#define EXTRA_AT ((sizeof(future_box) + ALIGN - 1) / ALIGN * ALIGN)
 
 void *future_extra(future_box *b) { return (char *)b + EXTRA_AT; }
 
 future_box *future_push_new_ext(lua_State *L, int mt, size_t extra, void (*fin)(void *)) {
-  /* 1: outcome, 2: callbacks, 3: the extra's */
-  future_box *b = lua_newuserdatauv(L, extra ? EXTRA_AT + extra : sizeof *b, extra ? 3 : 2);
+  /* 1: outcome, 2: callbacks, FUTURE_EXTRA_UV: the extra's */
+  future_box *b = lua_newuserdatauv(L, extra ? EXTRA_AT + extra : sizeof *b, extra ? FUTURE_EXTRA_UV : 2);
   b->f = NULL;
   b->single = 0;
   b->fin = NULL;

@@ -17,8 +17,10 @@ typedef struct future_box {
  * or 0. */
 future_box *future_push_new(lua_State *L, int mt);
 /* The same with `extra` bytes for the caller after the box (future_extra)
- * and a third user value, its own; the Future's __gc runs fin(extra).
- * One allocation for a Future and what makes it (a spawned coroutine). */
+ * and user value FUTURE_EXTRA_UV, its own; the Future's __gc runs
+ * fin(extra).  One allocation for a Future and what makes it (a spawned
+ * coroutine's record). */
+#define FUTURE_EXTRA_UV 3
 future_box *future_push_new_ext(lua_State *L, int mt, size_t extra, void (*fin)(void *));
 void *future_extra(future_box *b);
 /* Pushes the Future metatable (for a function that keeps it at hand). */

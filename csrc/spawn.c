@@ -66,7 +66,7 @@ static int l_spawn(lua_State *L) {
   int fidx = lua_gettop(L);
   atomic_store(&b->f->state, F_RUNNING);   /* no one else has it yet: no lock */
   lua_pushvalue(L, 1);
-  susp_t *s = susp_new(L, o, fidx, 3, future_extra(b), ended);
+  susp_t *s = susp_new(L, o, fidx, FUTURE_EXTRA_UV, future_extra(b), ended);
   b->f->stop_arg = s;
   b->f->stopper = &stopper;
   for (int i = 2; i <= nargs + 1; i++) lua_pushvalue(L, i);

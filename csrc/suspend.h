@@ -23,8 +23,8 @@ typedef void (*susp_ended_fn)(lua_State *L, susp_t *s, lua_State *co, int st);
 
 /* The record's size: it lives in memory its spawner provides. */
 size_t susp_size(void);
-/* Makes a record in mem, susp_size() zeroed bytes inside the userdata at ud_idx
- * (the spawner's value), with a new coroutine running the function at
+/* Makes a record in mem, susp_size() zeroed bytes inside the userdata at
+ * ud_idx (the spawner's value), with a new coroutine running the function at
  * the top (popped), kept in user value uv of that userdata, which stays
  * anchored until the coroutine ends.  o is L's owner. */
 susp_t *susp_new(lua_State *L, owner_t *o, int ud_idx, int uv, void *mem, susp_ended_fn ended);
