@@ -68,8 +68,8 @@ enum {
   CTX_SEEN,         /* scratch tables (false while one is in use) */
   CTX_REFS,
   CTX_MTS,
-  CTX_PROTOBLOB,    /* prototype address -> blob (bounded) */
-  CTX_PROTOFN,      /* prototype address -> a live closure of it (weak values) */
+  CTX_PROTOBLOB,    /* prototype address -> blob box, its keeper its user value (bounded) */
+  CTX_PROTOFRONT,   /* a few slots prototype address -> blob in front of it (funcs.c) */
   CTX_FACTORY,      /* blob id -> closure factory (bounded) */
   CTX_CONSTS,       /* constant table -> false, true (being encoded), blob (weak keys) */
   CTX_CONSTBYID,    /* origin blob id -> the constant of this state (weak values) */

@@ -18,6 +18,7 @@
  * function with upvalues is loaded once, not once per call.  Bytecode is
  * only ever loaded in binary mode, from blobs. */
 #include <stdio.h>
+#include <string.h>
 #include "lauxlib.h"
 #include "codec.h"
 #include "proto.h"
@@ -30,69 +31,64 @@ static int dump_writer(lua_State *L, const void *p, size_t sz, void *ud) {
   return 0;
 }
 
-/* The blob cached for prototype p (of the closure at idx), or NULL. */
-static tr_blob *proto_hit(lua_State *L, int ctx, int idx, const void *p) {
-  tr_blob *b = NULL;
-  lua_rawgeti(L, ctx, CTX_PROTOFN);
-  lua_pushlightuserdata(L, (void *)p);
-  if (lua_rawget(L, -2) == LUA_TFUNCTION && pr_proto(L, -1) == p) {
-    lua_rawgeti(L, ctx, CTX_PROTOBLOB);
-    lua_pushlightuserdata(L, (void *)p);
-    if (lua_rawget(L, -2) == LUA_TUSERDATA) {
-      b = *(tr_blob **)lua_touserdata(L, -1);
-      /* The closure now sent is the one most likely still alive next time
-       * (a hoisted function: the same one, and no write). */
-      if (!lua_rawequal(L, -3, idx)) {
-        lua_pushlightuserdata(L, (void *)p);
-        lua_pushvalue(L, idx);
-        lua_rawset(L, -6);
-      }
-    }
-    lua_pop(L, 2);
+/* The sender's prototype cache: prototype address -> a box of the blob
+ * whose user value is a keeper (proto.h), bounded, in CTX_PROTOBLOB; the
+ * keeper holds the prototype, so its address names it while the entry
+ * lives.  In front of it, a few slots in C memory (CTX_PROTOFRONT), so
+ * that a hit costs no table lookup; they borrow the entries' blobs and
+ * are wiped with the table. */
+#define FRONT_SLOTS 64
+typedef struct { const void *p; tr_blob *b; } front_slot;
+
+static front_slot *front_slots(lua_State *L, int ctx) {
+  front_slot *s;
+  if (lua_rawgeti(L, ctx, CTX_PROTOFRONT) == LUA_TUSERDATA) {
+    s = lua_touserdata(L, -1);
+  } else {
+    s = lua_newuserdatauv(L, FRONT_SLOTS * sizeof *s, 0);
+    memset(s, 0, FRONT_SLOTS * sizeof *s);
+    lua_rawseti(L, ctx, CTX_PROTOFRONT);
   }
+  lua_pop(L, 1);
+  return s;
+}
+
+static front_slot *front_slot_of(front_slot *s, const void *p) {
+  uintptr_t a = (uintptr_t)p;
+  return &s[((a >> 4) ^ (a >> 10)) & (FRONT_SLOTS - 1)];
+}
+
+/* The blob of prototype p from the table, or NULL. */
+static tr_blob *proto_get(lua_State *L, int ctx, const void *p) {
+  tr_blob *b = NULL;
+  lua_rawgeti(L, ctx, CTX_PROTOBLOB);
+  if (lua_rawgetp(L, -1, p) == LUA_TUSERDATA) b = *(tr_blob **)lua_touserdata(L, -1);
   lua_pop(L, 2);
   return b;
 }
 
-/* Caches the blob box on top for prototype p of the closure at idx. */
-static void proto_keep(lua_State *L, int ctx, int idx, const void *p) {
-  if (cx_cache_room(L, ctx, CTX_PROTOBLOB)) {   /* emptied: its closures go too */
-    lua_rawgeti(L, ctx, CTX_PROTOFN);
-    lua_getmetatable(L, -1);
-    lua_newtable(L);
-    lua_insert(L, -2);
-    lua_setmetatable(L, -2);
-    lua_rawseti(L, ctx, CTX_PROTOFN);
-    lua_pop(L, 1);
-  }
-  lua_pushlightuserdata(L, (void *)p);
-  lua_pushvalue(L, -3);
-  lua_rawset(L, -3);
+/* Enters blob b for prototype p of the closure at idx; 0 if proto.c
+ * makes no keeper for it. */
+static int proto_put(lua_State *L, int ctx, int idx, const void *p, tr_blob *b) {
+  if (!pr_keeper(L, idx)) return 0;
+  tr_blob **bp = lua_newuserdatauv(L, sizeof *bp, 1);
+  *bp = NULL;
+  luaL_setmetatable(L, BLOB_MT);
+  tr_blob_ref(b);
+  *bp = b;
+  lua_insert(L, -2);
+  lua_setiuservalue(L, -2, 1);
+  if (cx_cache_room(L, ctx, CTX_PROTOBLOB))   /* emptied: the front goes too */
+    memset(front_slots(L, ctx), 0, FRONT_SLOTS * sizeof(front_slot));
+  lua_insert(L, -2);
+  lua_rawsetp(L, -2, p);
   lua_pop(L, 1);
-  lua_rawgeti(L, ctx, CTX_PROTOFN);
-  lua_pushlightuserdata(L, (void *)p);
-  lua_pushvalue(L, idx);
-  lua_rawset(L, -3);
-  lua_pop(L, 1);
+  return 1;
 }
 
-tr_blob *fn_blob(lua_State *L, int ctx, int idx) {
-  idx = lua_absindex(L, idx);
-  /* The closure itself first: a function sent again (hoisted) costs one
-   * lookup; a new closure of known code, the prototype's. */
-  lua_rawgeti(L, ctx, CTX_FNCACHE);
-  lua_pushvalue(L, idx);
-  if (lua_rawget(L, -2) == LUA_TUSERDATA) {
-    tr_blob *b = *(tr_blob **)lua_touserdata(L, -1);
-    lua_pop(L, 2);
-    return b;
-  }
-  lua_pop(L, 2);
-  const void *p = pr_proto(L, idx);
-  if (p) {
-    tr_blob *b = proto_hit(L, ctx, idx, p);
-    if (b) return b;
-  }
+/* Pushes the blob box of the dump of the function at idx (one per dump
+ * content) and returns the blob. */
+static tr_blob *dump_blob(lua_State *L, int ctx, int idx) {
   tr_msg dump;
   msg_init(&dump);
   lua_pushvalue(L, idx);
@@ -115,15 +111,42 @@ tr_blob *fn_blob(lua_State *L, int ctx, int idx) {
     lua_pushvalue(L, -2);
     lua_rawset(L, -4);
   }
-  /* stack: dump, codecache, box */
-  if (p) proto_keep(L, ctx, idx, p);
+  lua_replace(L, -3);
+  lua_pop(L, 1);
+  return *(tr_blob **)lua_touserdata(L, -1);
+}
+
+tr_blob *fn_blob(lua_State *L, int ctx, int idx) {
+  idx = lua_absindex(L, idx);
+  /* By prototype: a function sent again and a new closure of known code
+   * (`function` in a loop) cost the same, one slot's compare. */
+  const void *p = pr_proto(L, idx);
+  front_slot *s = NULL;
+  if (p) {
+    s = front_slot_of(front_slots(L, ctx), p);
+    if (s->p == p) return s->b;
+    tr_blob *b = proto_get(L, ctx, p);
+    if (b) { s->p = p; s->b = b; return b; }
+  }
+  /* Else by closure, where proto.c cannot help: one lookup. */
   lua_rawgeti(L, ctx, CTX_FNCACHE);
   lua_pushvalue(L, idx);
-  lua_pushvalue(L, -3);
-  lua_rawset(L, -3);
+  if (lua_rawget(L, -2) == LUA_TUSERDATA) {
+    tr_blob *b = *(tr_blob **)lua_touserdata(L, -1);
+    lua_pop(L, 2);
+    return b;
+  }
   lua_pop(L, 1);
-  tr_blob *b = *(tr_blob **)lua_touserdata(L, -1);
-  lua_pop(L, 3);
+  tr_blob *b = dump_blob(L, ctx, idx);   /* stack: fncache, box */
+  if (p && proto_put(L, ctx, idx, p, b)) {
+    s->p = p;   /* after proto_put: a wipe there spares it */
+    s->b = b;
+  } else {
+    lua_pushvalue(L, idx);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, -4);
+  }
+  lua_pop(L, 2);
   return b;
 }
 

@@ -62,12 +62,9 @@ static pr_lclosure *closure_at(lua_State *L, int idx) {
   return (pr_lclosure *)(uintptr_t)lua_topointer(L, idx);
 }
 
-/* Pushes the factory for the Lua function at idx (see proto.h). */
-static int make_factory(lua_State *L, int idx) {
-  idx = lua_absindex(L, idx);
-  pr_proto_s *p = closure_at(L, idx)->p;
-  int n = p->sizeupvalues;
-  if (n < 1 || n > PR_MAXUPS) return 0;
+/* Loads the template of n upvalues (see the top) and returns its one
+ * child's slot, or NULL, pushing nothing, if it does not load as expected. */
+static pr_proto_s **load_template(lua_State *L, int n) {
   char src[PR_MAXUPS * 6 + 64];
   size_t len = 0;
   len += (size_t)snprintf(src + len, sizeof src - len, "local u1");
@@ -75,18 +72,59 @@ static int make_factory(lua_State *L, int idx) {
   snprintf(src + len, sizeof src - len, " return function() return u1 end");
   if (luaL_loadbufferx(L, src, strlen(src), "=(closure factory)", "t") != LUA_OK) {
     lua_pop(L, 1);
-    return 0;
+    return NULL;
   }
   pr_proto_s *fp = closure_at(L, -1)->p;
-  if (fp->sizep != 1 || fp->maxstacksize <= n) { lua_pop(L, 1); return 0; }
+  if (fp->sizep != 1 || fp->maxstacksize <= n) { lua_pop(L, 1); return NULL; }
+  return &fp->p[0];
+}
+
+/* Points p's upvalue descriptions at the template's registers 0..n-1. */
+static void point_at_registers(pr_proto_s *p, int n) {
   for (int i = 0; i < n; i++) {
     p->upvalues[i].instack = 1;
     p->upvalues[i].idx = (unsigned char)i;
     p->upvalues[i].kind = 0;   /* VDKREG: a regular local */
   }
-  fp->p[0] = p;
+}
+
+/* Pushes the factory for the Lua function at idx (see proto.h). */
+static int make_factory(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  pr_proto_s *p = closure_at(L, idx)->p;
+  int n = p->sizeupvalues;
+  if (n < 1 || n > PR_MAXUPS) return 0;
+  pr_proto_s **child = load_template(L, n);
+  if (!child) return 0;
+  point_at_registers(p, n);
+  *child = p;
   lua_pushvalue(L, idx);
   lua_setupvalue(L, -2, 1);   /* keeps p alive, see the top */
+  return 1;
+}
+
+/* Pushes a closure of the prototype of the Lua function at idx with nil
+ * upvalues of its own (see proto.h): the template run once with p's
+ * upvalue descriptions pointed at its registers and put back after.  Only
+ * OP_CLOSURE reads them, and only this thread runs p meanwhile.  The
+ * template is dropped after the run: its child slot, written without a
+ * barrier, is never read again but by the collector, and only while p is
+ * alive (the new closure and the one at idx hold it). */
+static int make_keeper(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  pr_proto_s *p = closure_at(L, idx)->p;
+  int n = p->sizeupvalues;
+  if (n == 0) { lua_pushvalue(L, idx); return 1; }   /* holds nothing else */
+  if (n > PR_MAXUPS) return 0;
+  pr_upvaldesc saved[PR_MAXUPS];
+  pr_proto_s **child = load_template(L, n);
+  if (!child) return 0;
+  memcpy(saved, p->upvalues, (size_t)n * sizeof *saved);
+  point_at_registers(p, n);
+  *child = p;
+  int st = lua_pcall(L, 0, 1, 0);
+  memcpy(p->upvalues, saved, (size_t)n * sizeof *saved);
+  if (st != LUA_OK) lua_error(L);
   return 1;
 }
 
@@ -132,6 +170,21 @@ static int layout_matches(lua_State *L) {
       && off >= (ptrdiff_t)sizeof(void *) && off <= 64
       && text_offset(p->upvalues[1].name, b) == off
       && text_offset(p->source, ar.source) == off && strcmp(ar.source, "=futures.protocheck") == 0;
+  }
+  if (ok && make_keeper(L, m + 1)) {   /* a keeper: p, nil upvalues of its own, p intact */
+    int k = lua_gettop(L);
+    ok = closure_at(L, k)->tt == PR_VLCL && closure_at(L, k)->p == p && k != m + 1
+      && lua_upvalueid(L, k, 1) != lua_upvalueid(L, m + 1, 1)
+      && lua_getupvalue(L, k, 2) && lua_isnil(L, -1);
+    lua_settop(L, k);
+    lua_pushvalue(L, m);
+    lua_call(L, 0, 1);   /* p's descriptions still say "a, b of the chunk" */
+    lua_pushinteger(L, 5);
+    lua_call(L, 1, 2);
+    ok = ok && lua_tointeger(L, -2) == 6 && lua_tointeger(L, -1) == 2;
+    lua_settop(L, m + 2);
+  } else {
+    ok = 0;
   }
   if (ok && make_factory(L, m + 1)) {   /* clones work and own their upvalues */
     int f = lua_gettop(L);
@@ -183,6 +236,12 @@ const void *pr_proto(lua_State *L, int idx) {
   if (!atomic_load_explicit(&enabled, memory_order_relaxed)) return NULL;
   if (lua_type(L, idx) != LUA_TFUNCTION || lua_iscfunction(L, idx)) return NULL;
   return closure_at(L, idx)->p;
+}
+
+int pr_keeper(lua_State *L, int idx) {
+  if (!atomic_load_explicit(&enabled, memory_order_relaxed)) return 0;
+  if (lua_type(L, idx) != LUA_TFUNCTION || lua_iscfunction(L, idx)) return 0;
+  return make_keeper(L, idx);
 }
 
 int pr_factory(lua_State *L, int idx) {

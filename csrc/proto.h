@@ -27,6 +27,15 @@ int pr_enabled(void);
  * names the prototype only while a closure of it is alive. */
 const void *pr_proto(lua_State *L, int idx);
 
+/* A keeper of the prototype of the Lua function at idx: pushes a closure
+ * of that prototype whose upvalues are its own and nil (the function
+ * itself when it has none), so that holding it keeps the prototype, and
+ * so its address, without keeping what the function's upvalues hold.
+ * The prototype is left as it was.  Returns 0, pushing nothing, when
+ * access is off or the function has too many upvalues; raises memory
+ * errors. */
+int pr_keeper(lua_State *L, int idx);
+
 /* A factory for the Lua function at idx: pushes a function that, called
  * with no arguments, returns a new closure of the same prototype whose
  * upvalues are fresh and nil (the caller sets every one).  It keeps that
