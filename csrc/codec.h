@@ -156,6 +156,8 @@ int names_is_field(lua_State *L, int entry, int idx);
 /* The shared blob of the Lua function at idx (cached per prototype, or
  * per closure, and per dump); raises memory errors. */
 tr_blob *fn_blob(lua_State *L, int ctx, int idx);
+/* The upvalue count of the Lua function at idx. */
+int fn_nups(lua_State *L, int idx);
 /* Pushes a closure of the code of b.  `shared`: one closure cached per
  * blob id (for a function with no upvalue but _ENV); else a fresh one,
  * made by a factory cached per blob id where proto.c allows, loaded

@@ -190,10 +190,7 @@ static int dec_function(dec *d) {
     if (d->p[i] != U_ENV) { only_env = 0; break; }
   if (!fn_load(L, dec_ctx(d), d->m->blobs[bi], only_env, d->err)) return 0;
   int f = lua_gettop(L);
-  lua_Debug ar;
-  lua_pushvalue(L, f);
-  lua_getinfo(L, ">u", &ar);
-  if (ar.nups != nups) return bad(d, "upvalue count does not match the code");
+  if ((uint64_t)fn_nups(L, f) != nups) return bad(d, "upvalue count does not match the code");
   add_ref(d);
   if (only_env) {
     d->p += nups;

@@ -150,6 +150,17 @@ tr_blob *fn_blob(lua_State *L, int ctx, int idx) {
   return b;
 }
 
+int fn_nups(lua_State *L, int idx) {
+  int n = pr_nups(L, idx);
+  if (n < 0) {
+    lua_Debug ar;
+    lua_pushvalue(L, idx);
+    lua_getinfo(L, ">u", &ar);
+    n = ar.nups;
+  }
+  return n;
+}
+
 /* Pushes t[id] of the bounded per-id cache in ctx slot `slot`, or
  * nothing (returning 0). */
 static int cache_get(lua_State *L, int ctx, int slot, uint64_t id, int type) {

@@ -238,6 +238,11 @@ const void *pr_proto(lua_State *L, int idx) {
   return closure_at(L, idx)->p;
 }
 
+int pr_nups(lua_State *L, int idx) {
+  if (!atomic_load_explicit(&enabled, memory_order_relaxed)) return -1;
+  return closure_at(L, idx)->nupvalues;
+}
+
 int pr_keeper(lua_State *L, int idx) {
   if (!atomic_load_explicit(&enabled, memory_order_relaxed)) return 0;
   if (lua_type(L, idx) != LUA_TFUNCTION || lua_iscfunction(L, idx)) return 0;

@@ -27,6 +27,10 @@ int pr_enabled(void);
  * names the prototype only while a closure of it is alive. */
 const void *pr_proto(lua_State *L, int idx);
 
+/* The upvalue count of the Lua function (not a C one) at idx, as lua_getinfo's "u"
+ * gives it but at the price of a read; -1 when access is off. */
+int pr_nups(lua_State *L, int idx);
+
 /* A keeper of the prototype of the Lua function at idx: pushes a closure
  * of that prototype whose upvalues are its own and nil (the function
  * itself when it has none), so that holding it keeps the prototype, and
