@@ -99,8 +99,38 @@ for _, on in ipairs { true, false } do
           for i = 1, 1100 do
             local f = load(("local k = %d return function() return k end"):format(i))()
             fs[i] = ex:submit(f)
+            if i % 100 == 0 then collectgarbage() end   -- addresses reused past a wipe
           end
           for i = 1, 1100 do assert.equal(i, fs[i]:result()) end
+        end)
+
+        it("holds nothing that a sent function's upvalues hold", function()
+          local probe = setmetatable({}, { __mode = "v" })
+          local function send()
+            local big = { 1, 2, 3 }
+            probe[1] = big
+            return ex:submit(function() return #big end):result()
+          end
+          for _ = 1, 3 do assert.equal(3, send()) end
+          collectgarbage()
+          collectgarbage()
+          assert.is_nil(probe[1])
+        end)
+
+        it("leaves a sent closure's siblings capturing as before", function()
+          local function pair(start)
+            local n = start
+            return function(d) n = n + d; return n end, function() return n end
+          end
+          local bump, get = pair(1)
+          assert.equal(3, ex:submit(bump, 2):result())
+          assert.equal(1, ex:submit(get):result())
+          local bump2, get2 = pair(10)   -- made after the code was sent
+          assert.equal(11, bump2(1))
+          assert.equal(11, get2())
+          assert.equal(2, bump(1))
+          assert.equal(2, get())
+          assert.equal(12, ex:submit(bump2, 1):result())
         end)
 
         it("returns closures with upvalues made in the worker", function()
