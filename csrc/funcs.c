@@ -4,13 +4,14 @@
  * attachment list, so a function sent to many calls is dumped once and its
  * code copied never.
  *
- * Senders cache the blob per closure (weak keys: it goes with the
- * closure), per prototype where proto.c allows (so the new closure that
- * `function` makes on every run of a loop costs a lookup, not a dump), and
- * per dump content (weak values: one function defined again shares a
- * blob).  A prototype's address names it only while it lives, so the
- * entry also holds, weakly, the last closure of it sent: a hit needs that
- * closure alive, which proves the prototype is still the one dumped.
+ * Senders cache the blob per prototype where proto.c allows (so the new
+ * closure that `function` makes on every run of a loop costs what sending
+ * one function again costs: a compare in a C slot), else per closure
+ * (weak keys: it goes with the closure), and per dump content (weak
+ * values: one function defined again shares a blob).  A prototype's
+ * address names it only while it lives, so a prototype entry holds a
+ * keeper (proto.h), which holds the prototype and nothing the sent
+ * function's upvalues hold.
  *
  * Receivers cache per blob id: the loaded closure itself when the function
  * has no upvalue but _ENV (it can be shared: nothing of it differs between

@@ -4,8 +4,8 @@
  * release, but no header promises them, so pr_check tries them on a
  * closure compiled for the purpose: its type tags, parameter and upvalue
  * counts, line numbers, chunk name and upvalue names must read back as
- * the public API reports them, and a factory built for it must make
- * working closures with upvalues of their own.  Any mismatch leaves
+ * the public API reports them, and a keeper and a factory built for it
+ * must make working closures with upvalues of their own.  Any mismatch leaves
  * access off.
  *
  * A factory is a tiny chunk compiled from source,
@@ -17,7 +17,11 @@
  * Lua's own way of making a closure, with its own write barrier for the
  * closure; the swapped child pointer has none, so the factory also holds
  * the loaded closure (as its unused _ENV upvalue, set through the API and
- * so with a barrier), which keeps the prototype marked by the book. */
+ * so with a barrier), which keeps the prototype marked by the book.
+ *
+ * A keeper (for the sender, whose prototype must stay as it is) runs the
+ * same template once with the descriptions rewritten and then put back:
+ * a closure made by OP_CLOSURE, so by the book, of upvalues of its own. */
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -234,7 +238,6 @@ int pr_enabled(void) { return atomic_load(&enabled); }
 
 const void *pr_proto(lua_State *L, int idx) {
   if (!atomic_load_explicit(&enabled, memory_order_relaxed)) return NULL;
-  if (lua_type(L, idx) != LUA_TFUNCTION || lua_iscfunction(L, idx)) return NULL;
   return closure_at(L, idx)->p;
 }
 

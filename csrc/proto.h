@@ -22,9 +22,9 @@ void pr_check(lua_State *L);
 void pr_enable(int on);
 int pr_enabled(void);
 
-/* The prototype of the Lua function at idx, as an opaque address; NULL
- * when access is off or the value is not a Lua function.  The address
- * names the prototype only while a closure of it is alive. */
+/* The prototype of the Lua function (not a C one) at idx, as an opaque
+ * address; NULL when access is off.  The address names the prototype
+ * only while something holds it (a closure of it, a keeper). */
 const void *pr_proto(lua_State *L, int idx);
 
 /* The upvalue count of the Lua function (not a C one) at idx, as lua_getinfo's "u"
