@@ -71,6 +71,7 @@ enum {
   CTX_PROTOBLOB,    /* prototype address -> blob box, its keeper its user value (bounded) */
   CTX_PROTOFRONT,   /* a few slots prototype address -> blob in front of it (funcs.c) */
   CTX_FACTORY,      /* blob id -> closure factory (bounded) */
+  CTX_KEPT,         /* blob id -> the last closure made, or false (bounded, funcs.c) */
   CTX_CONSTS,       /* constant table -> false, true (being encoded), blob (weak keys) */
   CTX_CONSTBYID,    /* origin blob id -> the constant of this state (weak values) */
   CTX_CONSTCACHE,   /* blob id -> the decoded constant (bounded) */
@@ -164,5 +165,13 @@ int fn_nups(lua_State *L, int idx);
  * otherwise; its upvalues are for the caller to set.  0 with err set if
  * the code does not load. */
 int fn_load(lua_State *L, int ctx, const tr_blob *b, int shared, char *err);
+/* A closure of b's code whose upvalues are all scalars is kept per blob
+ * id when its code cannot change them (proto.h, pr_pure), to be given
+ * again to a call that brings the same values: such a closure cannot be
+ * told from a fresh one but by its identity, as one with no upvalue but
+ * _ENV.  fn_kept pushes the kept one, or nothing (returning 0); fn_keep
+ * keeps the closure at f, whose upvalues are set. */
+int fn_kept(lua_State *L, int ctx, const tr_blob *b);
+void fn_keep(lua_State *L, int ctx, const tr_blob *b, int f);
 
 #endif

@@ -177,6 +177,48 @@ static int dec_table(dec *d) {
   return 1;
 }
 
+/* Whether the nups upvalue records at d->p are each _ENV or a scalar
+ * (nil, boolean, number, short string): what a kept closure (fn_keep) may
+ * hold, checked without decoding anything that takes a ref. */
+static int plain_upvalues(const dec *d, uint64_t nups) {
+  const unsigned char *p = d->p;
+  uint64_t v;
+  for (uint64_t i = 0; i < nups; i++) {
+    if (p >= d->end) return 0;
+    switch (*p++) {
+      case U_ENV: case T_NIL: case T_FALSE: case T_TRUE: break;
+      case T_INT: if (!tr_get_varint(&p, d->end, &v)) return 0; break;
+      case T_FLT: if (d->end - p < 8) return 0; p += 8; break;
+      case T_STR:
+        if (!tr_get_varint(&p, d->end, &v) || v >= REF_MINSTR || v > (uint64_t)(d->end - p)) return 0;
+        p += v;
+        break;
+      default: return 0;
+    }
+  }
+  return 1;
+}
+
+/* Whether the closure at f holds what the plain upvalue records at d->p
+ * decode to (same value, same number subtype, a float's same bits: 0.0
+ * is not -0.0 here); d->p is then past them. */
+static int same_upvalues(dec *d, int f, uint64_t nups) {
+  lua_State *L = d->L;
+  for (int i = 1; i <= (int)nups; i++) {
+    if (*d->p == U_ENV) { d->p++; continue; }
+    if (!dec_value(d)) return 0;
+    lua_getupvalue(L, f, i);
+    int same = lua_rawequal(L, -1, -2) && lua_isinteger(L, -1) == lua_isinteger(L, -2);
+    if (same && lua_type(L, -1) == LUA_TNUMBER) {
+      lua_Number a = lua_tonumber(L, -1), b = lua_tonumber(L, -2);
+      same = memcmp(&a, &b, sizeof a) == 0;
+    }
+    lua_pop(L, 2);
+    if (!same) return 0;
+  }
+  return 1;
+}
+
 static int dec_function(dec *d) {
   lua_State *L = d->L;
   uint64_t bi, nups;
@@ -188,7 +230,20 @@ static int dec_function(dec *d) {
   int only_env = 1;
   for (uint64_t i = 0; i < nups; i++)
     if (d->p[i] != U_ENV) { only_env = 0; break; }
-  if (!fn_load(L, dec_ctx(d), d->m->blobs[bi], only_env, d->err)) return 0;
+  const tr_blob *b = d->m->blobs[bi];
+  int plain = !only_env && plain_upvalues(d, nups);
+  if (plain && fn_kept(L, dec_ctx(d), b)) {   /* the same values again: the same closure */
+    const unsigned char *at = d->p;
+    int k = lua_gettop(L);
+    if ((uint64_t)fn_nups(L, k) == nups && same_upvalues(d, k, nups)) {
+      add_ref(d);
+      d->depth--;
+      return 1;
+    }
+    lua_settop(L, k - 1);
+    d->p = at;
+  }
+  if (!fn_load(L, dec_ctx(d), b, only_env, d->err)) return 0;
   int f = lua_gettop(L);
   if ((uint64_t)fn_nups(L, f) != nups) return bad(d, "upvalue count does not match the code");
   add_ref(d);
@@ -226,6 +281,7 @@ static int dec_function(dec *d) {
       lua_setupvalue(L, f, i);
     }
   }
+  if (plain) fn_keep(L, dec_ctx(d), b, f);
   d->depth--;
   return 1;
 }

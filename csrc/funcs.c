@@ -16,8 +16,11 @@
  * Receivers cache per blob id: the loaded closure itself when the function
  * has no upvalue but _ENV (it can be shared: nothing of it differs between
  * calls), and otherwise a factory of fresh closures (proto.c), so that a
- * function with upvalues is loaded once, not once per call.  Bytecode is
- * only ever loaded in binary mode, from blobs. */
+ * function with upvalues is loaded once, not once per call.  A fresh
+ * closure whose code cannot change its upvalues and whose upvalues are
+ * scalars is kept too, and given again while calls bring equal values
+ * (fn_kept): making a closure costs more than comparing a few values.
+ * Bytecode is only ever loaded in binary mode, from blobs. */
 #include <stdio.h>
 #include <string.h>
 #include "lauxlib.h"
@@ -198,4 +201,25 @@ int fn_load(lua_State *L, int ctx, const tr_blob *b, int shared, char *err) {
   }
   lua_call(L, 0, 1);
   return 1;
+}
+
+int fn_kept(lua_State *L, int ctx, const tr_blob *b) {
+  return pr_enabled() && cache_get(L, ctx, CTX_KEPT, b->id, LUA_TFUNCTION);
+}
+
+void fn_keep(lua_State *L, int ctx, const tr_blob *b, int f) {
+  if (!pr_enabled()) return;
+  lua_rawgeti(L, ctx, CTX_KEPT);
+  int t = lua_rawgeti(L, -1, (lua_Integer)b->id);
+  lua_pop(L, 1);
+  if (t == LUA_TFUNCTION) {   /* the one kept before: replaced, no new entry */
+    lua_pushvalue(L, f);
+    lua_rawseti(L, -2, (lua_Integer)b->id);
+  }
+  lua_pop(L, 1);
+  if (t != LUA_TNIL) return;   /* replaced, or false: code that can change them */
+  if (pr_pure(L, f)) lua_pushvalue(L, f);
+  else lua_pushboolean(L, 0);
+  cx_cache_put(L, ctx, CTX_KEPT, b->id);
+  lua_pop(L, 1);
 }

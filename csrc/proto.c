@@ -57,7 +57,18 @@ typedef struct pr_lclosure {    /* LClosure of Lua 5.4 */
 
 #define PR_VLCL 0x06    /* LUA_VLCL: a Lua closure */
 #define PR_VPROTO 0x0a  /* LUA_VPROTO */
+#define PR_OP_SETUPVAL 10   /* OP_SETUPVAL of lopcodes.h, the low 7 bits of an instruction */
 #define PR_MAXUPS 200   /* the template's locals; Lua allows 200 */
+
+/* Whether the code of p cannot change its own upvalues: no SETUPVAL and
+ * no function inside it (which could capture them and do so). */
+static int pure(const pr_proto_s *p) {
+  if (p->sizep != 0) return 0;
+  const uint32_t *code = p->code;
+  for (int i = 0; i < p->sizecode; i++)
+    if ((code[i] & 0x7F) == PR_OP_SETUPVAL) return 0;
+  return 1;
+}
 
 static atomic_int verified;   /* 0 not yet, 1 layout matches, -1 it does not */
 static atomic_int enabled;
@@ -175,6 +186,15 @@ static int layout_matches(lua_State *L) {
       && text_offset(p->upvalues[1].name, b) == off
       && text_offset(p->source, ar.source) == off && strcmp(ar.source, "=futures.protocheck") == 0;
   }
+  if (ok) {   /* purity: a + x reads its upvalues, a = x writes one */
+    static const char w[] = "local a return function(x) a = x end";
+    ok = pure(p) && !pure(mc->p) && luaL_loadbufferx(L, w, sizeof w - 1, "=futures.protocheck", "t") == LUA_OK;
+    if (ok) {
+      lua_call(L, 0, 1);
+      ok = closure_at(L, -1)->tt == PR_VLCL && !pure(closure_at(L, -1)->p);
+    }
+    lua_settop(L, m + 2);
+  }
   if (ok && make_keeper(L, m + 1)) {   /* a keeper: p, nil upvalues of its own, p intact */
     int k = lua_gettop(L);
     ok = closure_at(L, k)->tt == PR_VLCL && closure_at(L, k)->p == p && k != m + 1
@@ -244,6 +264,11 @@ const void *pr_proto(lua_State *L, int idx) {
 int pr_nups(lua_State *L, int idx) {
   if (!atomic_load_explicit(&enabled, memory_order_relaxed)) return -1;
   return closure_at(L, idx)->nupvalues;
+}
+
+int pr_pure(lua_State *L, int idx) {
+  if (!atomic_load_explicit(&enabled, memory_order_relaxed)) return 0;
+  return pure(closure_at(L, idx)->p);
 }
 
 int pr_keeper(lua_State *L, int idx) {

@@ -31,6 +31,11 @@ const void *pr_proto(lua_State *L, int idx);
  * gives it but at the price of a read; -1 when access is off. */
 int pr_nups(lua_State *L, int idx);
 
+/* Whether the code of the Lua function (not a C one) at idx cannot
+ * change its own upvalues: it has no SETUPVAL and no function inside it.
+ * 0 when it can or when access is off. */
+int pr_pure(lua_State *L, int idx);
+
 /* A keeper of the prototype of the Lua function at idx: pushes a closure
  * of that prototype whose upvalues are its own and nil (the function
  * itself when it has none), so that holding it keeps the prototype, and

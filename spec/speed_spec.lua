@@ -133,6 +133,40 @@ for _, on in ipairs { true, false } do
           assert.equal(12, ex:submit(bump2, 1):result())
         end)
 
+        it("gives calls of code that cannot change its upvalues the values each sent", function()
+          -- A worker may give such a call the closure of an earlier one
+          -- that brought the same values; these look alike but are not.
+          local got = {}
+          local ks = table.pack(1, 1, 1.0, 1, 0.0, -0.0, 0.0, "a", "a", "b", false, nil, true)
+          for i = 1, ks.n do
+            local k = ks[i]
+            got[i] = ex:submit(function() return math.type(k) or type(k), k, k == 0 and 1 / k end)
+          end
+          local want = { { "integer", 1 }, { "integer", 1 }, { "float", 1.0 }, { "integer", 1 },
+            { "float", 0.0, math.huge }, { "float", -0.0, -math.huge }, { "float", 0.0, math.huge },
+            { "string", "a" }, { "string", "a" }, { "string", "b" }, { "boolean", false },
+            { "nil" }, { "boolean", true } }
+          for i, w in ipairs(want) do
+            local t, v, inv = got[i]:result()
+            assert.equal(w[1], t)
+            assert.equal(w[2], v)
+            if w[3] then assert.equal(w[3], inv) end
+          end
+        end)
+
+        it("gives each call its own upvalues when a function inside could change them", function()
+          local k = 1
+          local fs = {}
+          for i = 1, 20 do
+            fs[i] = ex:submit(function()
+              if speed_spec_bump then speed_spec_bump() end   -- an earlier call's, not ours
+              speed_spec_bump = function() k = k + 1 end
+              return k
+            end)
+          end
+          for i = 1, 20 do assert.equal(1, fs[i]:result()) end
+        end)
+
         it("returns closures with upvalues made in the worker", function()
           local mk = function(k) return function(x) return x + k end end
           local a = ex:submit(mk, 3):result()
