@@ -42,8 +42,6 @@ static void push_ctx(lua_State *L) {
   lua_rawseti(L, ctx, CTX_PROTOBLOB);
   lua_newtable(L);
   lua_rawseti(L, ctx, CTX_FACTORY);
-  lua_newtable(L);
-  lua_rawseti(L, ctx, CTX_KEPT);
   weak_table(L, ctx, CTX_CONSTS, "k");
   weak_table(L, ctx, CTX_CONSTBYID, "v");
   lua_newtable(L);

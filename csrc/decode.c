@@ -178,7 +178,7 @@ static int dec_table(dec *d) {
 }
 
 /* Whether the nups upvalue records at d->p are each _ENV or a scalar
- * (nil, boolean, number, short string): what a kept closure (fn_keep) may
+ * (nil, boolean, number, short string): what a kept closure (fn_entry) may
  * hold, checked without decoding anything that takes a ref. */
 static int plain_upvalues(const dec *d, uint64_t nups) {
   const unsigned char *p = d->p;
@@ -231,19 +231,30 @@ static int dec_function(dec *d) {
   for (uint64_t i = 0; i < nups; i++)
     if (d->p[i] != U_ENV) { only_env = 0; break; }
   const tr_blob *b = d->m->blobs[bi];
-  int plain = !only_env && plain_upvalues(d, nups);
-  if (plain && fn_kept(L, dec_ctx(d), b)) {   /* the same values again: the same closure */
-    const unsigned char *at = d->p;
-    int k = lua_gettop(L);
-    if ((uint64_t)fn_nups(L, k) == nups && same_upvalues(d, k, nups)) {
-      add_ref(d);
-      d->depth--;
-      return 1;
+  int keep = !only_env && plain_upvalues(d, nups), missed = 0;
+  int e = 0;   /* stack index of the code's entry (funcs.c), if it has one */
+  if (only_env) {
+    if (!fn_load(L, dec_ctx(d), b, d->err)) return 0;
+  } else {
+    int got = fn_entry(L, dec_ctx(d), b, d->err);
+    if (!got) return 0;
+    if (got == 1) {
+      e = lua_gettop(L);
+      if (keep && fn_kept(L, e)) {   /* the same values again: the same closure */
+        const unsigned char *at = d->p;
+        if ((uint64_t)fn_nups(L, e + 1) == nups && same_upvalues(d, e + 1, nups)) {
+          lua_remove(L, e);
+          add_ref(d);
+          d->depth--;
+          return 1;
+        }
+        lua_settop(L, e);
+        d->p = at;
+        missed = 1;
+      }
+      fn_fresh(L, e);
     }
-    lua_settop(L, k - 1);
-    d->p = at;
   }
-  if (!fn_load(L, dec_ctx(d), b, only_env, d->err)) return 0;
   int f = lua_gettop(L);
   if ((uint64_t)fn_nups(L, f) != nups) return bad(d, "upvalue count does not match the code");
   add_ref(d);
@@ -281,7 +292,10 @@ static int dec_function(dec *d) {
       lua_setupvalue(L, f, i);
     }
   }
-  if (plain) fn_keep(L, dec_ctx(d), b, f);
+  if (e) {
+    if (keep) fn_keep(L, dec_ctx(d), b, e, f, missed);
+    lua_remove(L, e);
+  }
   d->depth--;
   return 1;
 }

@@ -165,16 +165,14 @@ int fn_nups(lua_State *L, int idx) {
   return n;
 }
 
-/* Pushes t[id] of the bounded per-id cache in ctx slot `slot`, or
- * nothing (returning 0). */
-static int cache_get(lua_State *L, int ctx, int slot, uint64_t id, int type) {
+/* Pushes t[id] of the bounded per-id cache in ctx slot `slot` and
+ * returns its type; pushes nothing for nil. */
+static int cache_get(lua_State *L, int ctx, int slot, uint64_t id) {
   lua_rawgeti(L, ctx, slot);
-  if (lua_rawgeti(L, -1, (lua_Integer)id) == type) {
-    lua_remove(L, -2);
-    return 1;
-  }
-  lua_pop(L, 2);
-  return 0;
+  int t = lua_rawgeti(L, -1, (lua_Integer)id);
+  if (t == LUA_TNIL) lua_pop(L, 2);
+  else lua_remove(L, -2);
+  return t;
 }
 
 static int load_blob(lua_State *L, const tr_blob *b, char *err) {
@@ -185,41 +183,67 @@ static int load_blob(lua_State *L, const tr_blob *b, char *err) {
   return 0;
 }
 
-int fn_load(lua_State *L, int ctx, const tr_blob *b, int shared, char *err) {
-  if (shared) {
-    if (cache_get(L, ctx, CTX_LOADCACHE, b->id, LUA_TFUNCTION)) return 1;
-    if (!load_blob(L, b, err)) return 0;
-    cx_cache_put(L, ctx, CTX_LOADCACHE, b->id);
-    return 1;
-  }
-  if (!pr_enabled()) return load_blob(L, b, err);
-  if (!cache_get(L, ctx, CTX_FACTORY, b->id, LUA_TFUNCTION)) {
-    if (!load_blob(L, b, err)) return 0;
-    if (!pr_factory(L, -1)) return 1;   /* none for this one: the loaded closure */
-    lua_remove(L, -2);
-    cx_cache_put(L, ctx, CTX_FACTORY, b->id);
-  }
-  lua_call(L, 0, 1);
+int fn_load(lua_State *L, int ctx, const tr_blob *b, char *err) {
+  if (cache_get(L, ctx, CTX_LOADCACHE, b->id) != LUA_TNIL) return 1;
+  if (!load_blob(L, b, err)) return 0;
+  cx_cache_put(L, ctx, CTX_LOADCACHE, b->id);
   return 1;
 }
 
-int fn_kept(lua_State *L, int ctx, const tr_blob *b) {
-  return pr_enabled() && cache_get(L, ctx, CTX_KEPT, b->id, LUA_TFUNCTION);
+/* Per blob id, CTX_FACTORY holds the factory, or, for code that cannot
+ * change its upvalues, an entry: [1] the factory, [2] the kept closure,
+ * [3] how often a kept one was not the same.  Values that keep changing
+ * turn the entry back into the factory. */
+#define KEEP_MISSES 8
+
+int fn_entry(lua_State *L, int ctx, const tr_blob *b, char *err) {
+  if (!pr_enabled()) return load_blob(L, b, err) ? 2 : 0;
+  switch (cache_get(L, ctx, CTX_FACTORY, b->id)) {
+    case LUA_TTABLE: return 1;
+    case LUA_TNIL: break;
+    default: lua_call(L, 0, 1); return 2;
+  }
+  if (!load_blob(L, b, err)) return 0;
+  if (!pr_factory(L, -1)) return 2;   /* none for this one: the loaded closure */
+  int pure = pr_pure(L, -2);
+  lua_remove(L, -2);
+  if (pure) {
+    lua_createtable(L, 3, 0);
+    lua_insert(L, -2);
+    lua_rawseti(L, -2, 1);
+  }
+  cx_cache_put(L, ctx, CTX_FACTORY, b->id);
+  if (pure) return 1;
+  lua_call(L, 0, 1);
+  return 2;
 }
 
-void fn_keep(lua_State *L, int ctx, const tr_blob *b, int f) {
-  if (!pr_enabled()) return;
-  lua_rawgeti(L, ctx, CTX_KEPT);
-  int t = lua_rawgeti(L, -1, (lua_Integer)b->id);
+int fn_kept(lua_State *L, int e) {
+  if (lua_rawgeti(L, e, 2) == LUA_TFUNCTION) return 1;
   lua_pop(L, 1);
-  if (t == LUA_TFUNCTION) {   /* the one kept before: replaced, no new entry */
-    lua_pushvalue(L, f);
-    lua_rawseti(L, -2, (lua_Integer)b->id);
+  return 0;
+}
+
+void fn_fresh(lua_State *L, int e) {
+  lua_rawgeti(L, e, 1);
+  lua_call(L, 0, 1);
+}
+
+void fn_keep(lua_State *L, int ctx, const tr_blob *b, int e, int f, int missed) {
+  if (missed) {
+    lua_rawgeti(L, e, 3);
+    lua_Integer n = lua_tointeger(L, -1) + 1;
+    lua_pop(L, 1);
+    if (n >= KEEP_MISSES) {   /* the entry gives way to its factory */
+      lua_rawgeti(L, ctx, CTX_FACTORY);
+      lua_rawgeti(L, e, 1);
+      lua_rawseti(L, -2, (lua_Integer)b->id);
+      lua_pop(L, 1);
+      return;
+    }
+    lua_pushinteger(L, n);
+    lua_rawseti(L, e, 3);
   }
-  lua_pop(L, 1);
-  if (t != LUA_TNIL) return;   /* replaced, or false: code that can change them */
-  if (pr_pure(L, f)) lua_pushvalue(L, f);
-  else lua_pushboolean(L, 0);
-  cx_cache_put(L, ctx, CTX_KEPT, b->id);
-  lua_pop(L, 1);
+  lua_pushvalue(L, f);
+  lua_rawseti(L, e, 2);
 }
