@@ -228,6 +228,48 @@ static int dec_table(dec *d) {
   return 1;
 }
 
+/* Whether the nups upvalue records at d->p are each _ENV or a scalar
+ * (nil, boolean, number, short string): what a kept closure (fn_entry) may
+ * hold, checked without decoding anything that takes a ref. */
+static int plain_upvalues(const dec *d, uint64_t nups) {
+  const unsigned char *p = d->p;
+  uint64_t v;
+  for (uint64_t i = 0; i < nups; i++) {
+    if (p >= d->end) return 0;
+    switch (*p++) {
+      case U_ENV: case T_NIL: case T_FALSE: case T_TRUE: break;
+      case T_INT: if (!tr_get_varint(&p, d->end, &v)) return 0; break;
+      case T_FLT: if (d->end - p < 8) return 0; p += 8; break;
+      case T_STR:
+        if (!tr_get_varint(&p, d->end, &v) || v >= REF_MINSTR || v > (uint64_t)(d->end - p)) return 0;
+        p += v;
+        break;
+      default: return 0;
+    }
+  }
+  return 1;
+}
+
+/* Whether the closure at f holds what the plain upvalue records at d->p
+ * decode to (same value, same number subtype, a float's same bits: 0.0
+ * is not -0.0 here); d->p is then past them. */
+static int same_upvalues(dec *d, int f, uint64_t nups) {
+  lua_State *L = d->L;
+  for (int i = 1; i <= (int)nups; i++) {
+    if (*d->p == U_ENV) { d->p++; continue; }
+    if (!dec_value(d)) return 0;
+    lua_getupvalue(L, f, i);
+    int same = lua_rawequal(L, -1, -2) && lua_isinteger(L, -1) == lua_isinteger(L, -2);
+    if (same && lua_type(L, -1) == LUA_TNUMBER) {
+      lua_Number a = lua_tonumber(L, -1), b = lua_tonumber(L, -2);
+      same = memcmp(&a, &b, sizeof a) == 0;
+    }
+    lua_pop(L, 2);
+    if (!same) return 0;
+  }
+  return 1;
+}
+
 static int dec_function(dec *d) {
   lua_State *L = d->L;
   uint64_t bi, nups;
@@ -239,12 +281,33 @@ static int dec_function(dec *d) {
   int only_env = 1;
   for (uint64_t i = 0; i < nups; i++)
     if (d->p[i] != U_ENV) { only_env = 0; break; }
-  if (!fn_load(L, dec_ctx(d), d->m->blobs[bi], only_env, d->err)) return 0;
+  const tr_blob *b = d->m->blobs[bi];
+  int keep = !only_env && plain_upvalues(d, nups), missed = 0;
+  int e = 0;   /* stack index of the code's entry (funcs.c), if it has one */
+  if (only_env) {
+    if (!fn_load(L, dec_ctx(d), b, d->err)) return 0;
+  } else {
+    int got = fn_entry(L, dec_ctx(d), b, d->err);
+    if (!got) return 0;
+    if (got == 1) {
+      e = lua_gettop(L);
+      if (keep && fn_kept(L, e)) {   /* the same values again: the same closure */
+        const unsigned char *at = d->p;
+        if ((uint64_t)fn_nups(L, e + 1) == nups && same_upvalues(d, e + 1, nups)) {
+          lua_remove(L, e);
+          add_ref(d);
+          d->depth--;
+          return 1;
+        }
+        lua_settop(L, e);
+        d->p = at;
+        missed = 1;
+      }
+      fn_fresh(L, e);
+    }
+  }
   int f = lua_gettop(L);
-  lua_Debug ar;
-  lua_pushvalue(L, f);
-  lua_getinfo(L, ">u", &ar);
-  if (ar.nups != nups) return bad(d, "upvalue count does not match the code");
+  if ((uint64_t)fn_nups(L, f) != nups) return bad(d, "upvalue count does not match the code");
   add_ref(d);
   if (only_env) {
     d->p += nups;
@@ -279,6 +342,10 @@ static int dec_function(dec *d) {
       if (!dec_value(d)) return 0;
       lua_setupvalue(L, f, i);
     }
+  }
+  if (e) {
+    if (keep) fn_keep(L, dec_ctx(d), b, e, f, missed);
+    lua_remove(L, e);
   }
   d->depth--;
   return 1;

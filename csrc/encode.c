@@ -454,16 +454,14 @@ static int enc_function(enc *e, int idx) {
   lua_Integer fref = e->nrefs;
   int bi = msg_add_blob(e->m, fn_blob(L, enc_ctx(e), idx));
   if (bi < 0) luaL_error(L, "not enough memory");
-  lua_Debug ar;
-  lua_pushvalue(L, idx);
-  lua_getinfo(L, ">u", &ar);
+  int nups = fn_nups(L, idx);
   put1(e, T_LFUNC);
   putv(e, (uint64_t)bi);
-  putv(e, ar.nups);
+  putv(e, (uint64_t)nups);
   luaL_checkstack(L, 4, "value nested too deeply");
-  for (int i = 1; i <= ar.nups; i++) {
+  for (int i = 1; i <= nups; i++) {
     const char *name = lua_getupvalue(L, idx, i);
-    if (name && strcmp(name, "_ENV") == 0) { put1(e, U_ENV); lua_pop(L, 1); continue; }
+    if (name && name[0] == '_' && strcmp(name, "_ENV") == 0) { put1(e, U_ENV); lua_pop(L, 1); continue; }
     void *id = lua_upvalueid(L, idx, i);
     lua_Integer at = upvalue_seen(e, id);
     if (at) {
