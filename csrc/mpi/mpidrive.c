@@ -13,7 +13,8 @@
  * stream being parsed.  Frames are the process pool's (wire.h), as one
  * byte stream per rank cut into MPI messages (mpisession.h has the tags).
  * Sends are MPI_Isend, one in flight per rank; receives are
- * MPI_Improbe + MPI_Mrecv from any rank, so probe and receive cannot race.
+ * MPI_Improbe + MPI_Mrecv from any rank (mpis_probe), so probe and receive
+ * cannot race.
  *
  * Dispatch: a rank with nothing in flight gets a call first; then each rank
  * gets up to its window.  The window follows the rank's measured time per
@@ -274,11 +275,10 @@ static void take_results(driver *d, rankq *q) {
 static int pump_recvs(driver *d) {
   int any = 0;
   for (int k = 0; k < 64; k++) {
-    int flag, count;
+    int count;
     MPI_Message m;
     MPI_Status st;
-    MPI_Improbe(MPI_ANY_SOURCE, MPI_ANY_TAG, mpis.comm, &flag, &m, &st);
-    if (!flag) break;
+    if (!mpis_probe(MPI_ANY_SOURCE, &m, &st)) break;
     any = 1;
     MPI_Get_count(&st, MPI_BYTE, &count);
     rankq *q = st.MPI_SOURCE >= 1 && st.MPI_SOURCE <= d->n ? &d->r[st.MPI_SOURCE - 1] : NULL;
