@@ -23,9 +23,9 @@
  * runs far longer than usual: no call waits behind a long one while a rank
  * is free.  A call sent ahead counts as running, as in the process pool.
  * A call sent cannot be taken back (the process pool reclaims calls not
- * started; a rank has no way to), so a rank back from an idle spell earns
- * its window again, doubled with each result: slow calls after tiny ones
- * are not all sent ahead to the first rank that asks.
+ * started; a rank has no way to), so a rank that ran dry earns its window
+ * again, doubled with each result: slow calls after tiny ones are not all
+ * sent ahead to the first rank that asks.
  *
  * Waiting: MPI has nothing to block on together with a condition, so with
  * calls in flight the driver polls: it spins for SPIN seconds after the
@@ -81,7 +81,7 @@ typedef struct rankq {
   MPI_Request req;
   tr_msg in;                   /* result bytes received, not yet parsed */
   double avg, mark;            /* seconds per call (EWMA); last result time */
-  int earned;                  /* window cap: 1 after an idle spell, doubled per result */
+  int earned;                  /* window cap: 1 once it ran dry, doubled per result */
   int ready;                   /* READY in (or no initializer) */
   int stop;                    /* 1: to be sent STOP, 2: sent */
   int bye;
@@ -387,11 +387,10 @@ static void send_one(driver *d, rankq *q, fut_t *c) {
   } else {
     fb->msg_free(&c->msg);   /* the call is on its way */
     if (q->count == 0) {
-      /* Idle a while: the calls may not be the ones it timed (a map of
-       * slow calls after tiny ones), and calls sent ahead are committed. */
-      double now = mpis_now();
-      if (now - q->mark > 0.002 + 4 * q->avg) q->earned = 1;
-      q->mark = now;
+      /* Ran dry: the next calls may not be like the ones it timed (a map
+       * of slow calls after tiny ones), and calls sent ahead are committed. */
+      q->earned = 1;
+      q->mark = mpis_now();
     }
     q->inflight[(q->head + q->count) % WINDOW_MAX] = c;
     q->count++;
