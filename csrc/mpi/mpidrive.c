@@ -451,8 +451,9 @@ static void wait_a_little(driver *d, mpis_backoff *b) {
   if (b->since == 0) b->since = now;
   double due = due_in(d, now);
   if (due > NAP_MAX) {   /* no result soon: no spin, few wakes */
+    double t = due / 2;
     b->delay = 0;
-    nap(d->md, due / 2 < NAP_LONG ? (due / 2 > NAP_MAX ? due / 2 : NAP_MAX) : NAP_LONG);
+    nap(d->md, t < NAP_MAX ? NAP_MAX : t > NAP_LONG ? NAP_LONG : t);
     return;
   }
   if (now - b->since < SPIN) { sched_yield(); return; }
