@@ -109,11 +109,10 @@ static int read_frame(wio *x, int *type, wire_rd *r) {
     }
     MPI_Message m;
     MPI_Status st;
-    int flag, count;
+    int count;
     mpis_backoff bo = {0, 0};
     for (;;) {
-      MPI_Improbe(0, MPI_ANY_TAG, mpis.comm, &flag, &m, &st);
-      if (flag) break;
+      if (mpis_probe(0, &m, &st)) break;
       flush(x);   /* about to wait: results first */
       mpis_idle(&bo, SPIN, NAP_MAX);
     }
