@@ -73,8 +73,7 @@ typedef struct rankq {
   fut_t *inflight[WINDOW_MAX];
   int head, count;             /* ring of calls sent, in order */
   uint64_t next_id, first_id;  /* task id of the next call / of inflight[head] */
-  uint64_t *known;             /* blob ids this rank has been sent */
-  size_t nknown, capknown;
+  pdefs defs;                  /* the code blobs this rank holds (bounded) */
   tr_msg out;                  /* frames not yet handed to MPI */
   tr_msg sending;              /* bytes being sent; [sendoff, +sendlen) in flight */
   size_t sendoff, sendlen;
@@ -147,35 +146,11 @@ static void nap(mpid_data *d, double seconds) {
 
 /* ---------------------------------------------------------------- frames */
 
-static int known(rankq *q, uint64_t id) {
-  for (size_t i = 0; i < q->nknown; i++)
-    if (q->known[i] == id) return 1;
-  return 0;
-}
-
-static int remember(rankq *q, uint64_t id) {
-  if (q->nknown == q->capknown) {
-    size_t cap = q->capknown ? q->capknown * 2 : 16;
-    uint64_t *k = realloc(q->known, cap * sizeof *k);
-    if (!k) return 0;
-    q->known = k;
-    q->capknown = cap;
-  }
-  q->known[q->nknown++] = id;
-  return 1;
-}
-
-/* Queues DEF frames for the blobs the rank has not seen, then the call. */
+/* Queues the DEF frames for the blobs the rank lacks and the FORGET frame
+ * that keeps its set bounded (procdefs.c, as for a worker process), then
+ * the call. */
 static int put_call(rankq *q, int type, uint64_t id, const tr_msg *m) {
-  for (int i = 0; i < m->nblobs; i++) {
-    tr_blob *b = m->blobs[i];
-    if (known(q, b->id)) continue;
-    size_t s = fb->wire_begin(&q->out, W_DEF);
-    if (s == (size_t)-1 || !fb->tr_put_varint(&q->out, b->id) ||
-        !fb->wire_bytes(&q->out, b->code, b->len) || !remember(q, b->id))
-      return 0;
-    fb->wire_end(&q->out, s);
-  }
+  if (!fb->pdefs_send(&q->defs, &q->out, m)) return 0;
   size_t s = fb->wire_begin(&q->out, type);
   if (s == (size_t)-1) return 0;
   if (type == W_TASK && !fb->tr_put_varint(&q->out, id)) return 0;
@@ -522,7 +497,7 @@ static void *driver_main(void *arg) {
     }
     run(&d);
     for (int i = 0; i < d.n; i++) {
-      free(d.r[i].known);
+      fb->pdefs_clear(&d.r[i].defs);
       fb->msg_free(&d.r[i].out);
       fb->msg_free(&d.r[i].sending);
       fb->msg_free(&d.r[i].in);

@@ -125,6 +125,17 @@ C.session("pool", nil, function(ex)
     assert(n >= 8, n .. " of 10 pending calls cancelled")
   end)
 
+  case("many_distinct_functions", function()
+    -- More distinct functions than a rank keeps (the set is bounded, as a
+    -- worker process's): the oldest are forgotten and sent again when used.
+    local fns = {}
+    for i = 1, 1300 do fns[i] = assert(load("return function(x) return x + " .. i .. " end"))() end
+    local fs = {}
+    for i = 1, 1300 do fs[i] = ex:submit(fns[i], 1) end
+    for i = 1, 1300 do assert(fs[i]:result(LONG) == i + 1, "call " .. i) end
+    for i = 1, 1300, 7 do assert(ex:submit(fns[i], 2):result(LONG) == i + 2, "again " .. i) end
+  end)
+
   case("window_earned_again", function()
     -- Tiny calls earn each rank a wide window; a rank that ran dry earns it
     -- again, so the slow calls that follow are not sent ahead behind the
