@@ -34,4 +34,16 @@ int ap_enabled(void);
  * code or insert into the table. */
 ap_slot *ap_array(lua_State *L, int idx, size_t *len);
 
+/* Handing a whole array part over, for the big arrays that cross between
+ * this process's threads as one block (slab.c).  ap_adopts(L): whether a
+ * block from malloc may become an array part in L: adoption is on, L
+ * allocates with lauxlib's allocator (malloc's family), and ap_check found
+ * the collector's allocation counter.  ap_adopt: the table at idx, new and
+ * with no array part, takes the n slots (from malloc) as its array part,
+ * counted as memory L allocated.  ap_adopt_enable: tests turn it off. */
+int ap_adopts(lua_State *L);
+void ap_adopt(lua_State *L, int idx, ap_slot *slots, size_t n);
+void ap_adopt_enable(int on);
+int ap_adopt_enabled(void);
+
 #endif

@@ -14,6 +14,7 @@ static const futures_backend api = {
   tr_put_varint, tr_encode_string,
   wire_begin, wire_end, wire_bytes, wire_str, wire_frame, wire_varint, wire_getstr,
   wire_fits, wire_msg_by_id, wire_msg_inline, wire_read_inline,
+  pdefs_send, pdefs_clear, wdefs_find, wdefs_add, wdefs_forget, wdefs_free,
   ws_new, task_run, task_init,
 };
 

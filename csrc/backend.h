@@ -18,10 +18,11 @@
 #include "lua.h"
 #include "msg.h"
 #include "pool.h"
+#include "procdefs.h"
 #include "wire.h"
 #include "workerstate.h"
 
-#define FUTURES_BACKEND_VERSION 1
+#define FUTURES_BACKEND_VERSION 2
 
 typedef struct futures_backend {
   int version;
@@ -64,6 +65,13 @@ typedef struct futures_backend {
   int (*wire_msg_by_id)(tr_msg *b, const tr_msg *m);
   int (*wire_msg_inline)(tr_msg *b, const tr_msg *m);
   int (*wire_read_inline)(wire_rd *r, tr_msg *m);
+  /* the bounded set of code blobs a worker holds, both sides (procdefs.h) */
+  int (*pdefs_send)(pdefs *d, tr_msg *out, const tr_msg *m);
+  void (*pdefs_clear)(pdefs *d);
+  tr_blob *(*wdefs_find)(idmap *d, uint64_t id);
+  int (*wdefs_add)(idmap *d, uint64_t id, const unsigned char *code, size_t len);
+  int (*wdefs_forget)(idmap *d, wire_rd *r);
+  void (*wdefs_free)(idmap *d);
   /* worker states and calls (workerstate.h, task.h) */
   lua_State *(*ws_new)(const ws_config *c, char *err, size_t errlen);
   int (*task_run)(lua_State *L, const tr_msg *call, tr_msg *out, char **traceback, int lightuserdata);

@@ -36,6 +36,9 @@
  *   SHARED blob                a shared object (a queue): the message's blob
  *                              of that index, of a kind (msg.h), whose push
  *                              makes the receiver's value; by reference
+ *   SLAB blob                  only as a table's first array value: all
+ *                              narr slots are the slab (slab.h) of that
+ *                              blob index, whose length is narr
  *
  * A constant's blob: the 8-byte pid and 8-byte blob id (host order) of the
  * process and blob it was first encoded into, then a message of one value,
@@ -51,7 +54,7 @@
 
 enum {
   T_NIL, T_FALSE, T_TRUE, T_INT, T_FLT, T_STR, T_TABLE, T_REF,
-  T_LFUNC, T_CFUNC, T_MODULE, T_LIGHTUD, T_MTFIELD, T_CONST, T_SHARED,
+  T_LFUNC, T_CFUNC, T_MODULE, T_LIGHTUD, T_MTFIELD, T_CONST, T_SHARED, T_SLAB,
   U_ENV = 0x20, U_JOIN = 0x21
 };
 #define REF_MINSTR 32   /* shorter strings are cheaper to send again */
@@ -68,9 +71,9 @@ enum {
   CTX_SEEN,         /* scratch tables (false while one is in use) */
   CTX_REFS,
   CTX_MTS,
-  CTX_PROTOBLOB,    /* prototype address -> blob (bounded) */
-  CTX_PROTOFN,      /* prototype address -> a live closure of it (weak values) */
-  CTX_FACTORY,      /* blob id -> closure factory (bounded) */
+  CTX_PROTOBLOB,    /* prototype address -> blob box, its keeper its user value (bounded) */
+  CTX_PROTOFRONT,   /* a few slots prototype address -> blob in front of it (funcs.c) */
+  CTX_FACTORY,      /* blob id -> its entry: closure factory, kept closure (bounded, funcs.c) */
   CTX_CONSTS,       /* constant table -> false, true (being encoded), blob (weak keys) */
   CTX_CONSTBYID,    /* origin blob id -> the constant of this state (weak values) */
   CTX_CONSTCACHE,   /* blob id -> the decoded constant (bounded) */
@@ -156,11 +159,26 @@ int names_is_field(lua_State *L, int entry, int idx);
 /* The shared blob of the Lua function at idx (cached per prototype, or
  * per closure, and per dump); raises memory errors. */
 tr_blob *fn_blob(lua_State *L, int ctx, int idx);
-/* Pushes a closure of the code of b.  `shared`: one closure cached per
- * blob id (for a function with no upvalue but _ENV); else a fresh one,
- * made by a factory cached per blob id where proto.c allows, loaded
- * otherwise; its upvalues are for the caller to set.  0 with err set if
- * the code does not load. */
-int fn_load(lua_State *L, int ctx, const tr_blob *b, int shared, char *err);
+/* The upvalue count of the Lua function at idx. */
+int fn_nups(lua_State *L, int idx);
+/* Pushes the closure of the code of b for a function with no upvalue but
+ * _ENV: one per blob id and state, shared by all calls.  0 with err set
+ * if the code does not load. */
+int fn_load(lua_State *L, int ctx, const tr_blob *b, char *err);
+/* For a function with upvalues: pushes a fresh closure of b's code (its
+ * upvalues are for the caller to set) and returns 2, or, for code that
+ * cannot change its upvalues (proto.h, pr_pure), may push its entry and
+ * return 1; 0 with err set if the code does not load.  An entry makes
+ * fresh closures (fn_fresh) and keeps one whose upvalues are set
+ * (fn_keep), to be given again (fn_kept pushes it, or nothing, returning
+ * 0) to a call that brings the same scalar values: it cannot be told
+ * from a fresh one but by its identity, as the shared closure of a
+ * function with no upvalue but _ENV.  `missed`: a kept one was not the
+ * same; code whose values keep changing is soon given fresh closures
+ * only. */
+int fn_entry(lua_State *L, int ctx, const tr_blob *b, char *err);
+void fn_fresh(lua_State *L, int e);
+int fn_kept(lua_State *L, int e);
+void fn_keep(lua_State *L, int ctx, const tr_blob *b, int e, int f, int missed);
 
 #endif

@@ -40,7 +40,6 @@ static void push_ctx(lua_State *L) {
   lua_rawseti(L, ctx, CTX_LOADCACHE);
   lua_newtable(L);
   lua_rawseti(L, ctx, CTX_PROTOBLOB);
-  weak_table(L, ctx, CTX_PROTOFN, "v");
   lua_newtable(L);
   lua_rawseti(L, ctx, CTX_FACTORY);
   weak_table(L, ctx, CTX_CONSTS, "k");

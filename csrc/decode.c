@@ -17,6 +17,7 @@
 #include "lauxlib.h"
 #include "arraypart.h"
 #include "codec.h"
+#include "slab.h"
 
 typedef struct dec {
   lua_State *L;
@@ -127,22 +128,72 @@ static uint64_t get_scalars(dec *d, int t, uint64_t i, uint64_t n) {
   return i;
 }
 
+/* A table's SLAB tag: its blob, which must be a slab of narr slots. */
+static tr_blob *get_slab(dec *d, uint64_t narr) {
+  uint64_t v;
+  d->p++;
+  if (!getv(d, &v)) return NULL;
+  tr_blob *b = v < (uint64_t)d->m->nblobs ? d->m->blobs[v] : NULL;
+  if (!b || !slab_is(b) || slab_len(b) != narr) { bad(d, "bad array block"); return NULL; }
+  return b;
+}
+
+/* Pushes a new table whose array part is the slab: the slab's own block
+ * where this state can adopt it, else a copy. */
+static int push_slab_table(dec *d, tr_blob *b, uint64_t nhash) {
+  lua_State *L = d->L;
+  size_t n = slab_len(b), len;
+  int nh = nhash > (1 << 24) ? (1 << 24) : (int)nhash;
+  if (!slab_slots(b)) return bad(d, "array block decoded twice");
+  if (ap_adopts(L)) {
+    lua_createtable(L, 0, nh);
+    ap_adopt(L, -1, slab_take(b), n);
+    return 1;
+  }
+  lua_createtable(L, (int)n, nh);
+  const ap_slot *s = slab_slots(b);
+  ap_slot *a = ap_array(L, -1, &len);
+  if (a && len >= n) {
+    memcpy(a, s, n * sizeof *s);
+    return 1;
+  }
+  for (size_t i = 0; i < n; i++) {   /* direct access was turned off since */
+    if (s[i].tt == AP_FLT) lua_pushnumber(L, s[i].v.n);
+    else if (s[i].tt == AP_INT) lua_pushinteger(L, s[i].v.i);
+    else if (AP_ISNIL(s[i].tt)) continue;
+    else lua_pushboolean(L, s[i].tt == AP_TRUE);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  return 1;
+}
+
 static int dec_table(dec *d) {
   lua_State *L = d->L;
   uint64_t narr, nhash;
   if (++d->depth > TR_MAXDEPTH) return bad(d, "nested too deeply");
   if (!lua_checkstack(L, 6)) return bad(d, "nested too deeply");
   if (!getv(d, &narr) || !getv(d, &nhash)) return 0;
+  tr_blob *slab = NULL;
+  if (narr && left(d) && *d->p == T_SLAB && !(slab = get_slab(d, narr))) return 0;
   /* Every array slot takes at least a byte of the message and every pair
    * two, nested tables included, so the slots of all the tables of an
    * honest message add up to no more than its length: lying counts cannot
-   * make nested tables preallocate more than that. */
-  if (narr > d->slots || nhash > (d->slots - narr) / 2) return bad(d, "table larger than the message");
-  d->slots -= narr + 2 * nhash;
-  lua_createtable(L, narr > (1 << 24) ? (1 << 24) : (int)narr, nhash > (1 << 24) ? (1 << 24) : (int)nhash);
+   * make nested tables preallocate more than that.  A slab's slots are
+   * its own memory. */
+  uint64_t inline_slots = slab ? 0 : narr;
+  if (inline_slots > d->slots || nhash > (d->slots - inline_slots) / 2)
+    return bad(d, "table larger than the message");
+  d->slots -= inline_slots + 2 * nhash;
+  int t;
+  if (slab) {
+    if (!push_slab_table(d, slab, nhash)) return 0;
+    t = lua_gettop(L);
+  } else {
+    lua_createtable(L, narr > (1 << 24) ? (1 << 24) : (int)narr, nhash > (1 << 24) ? (1 << 24) : (int)nhash);
+    t = lua_gettop(L);
+  }
   add_ref(d);
-  int t = lua_gettop(L);
-  for (uint64_t i = 1; i <= narr; i++) {
+  for (uint64_t i = slab ? narr + 1 : 1; i <= narr; i++) {
     if ((i = get_scalars(d, t, i, narr)) == 0) return 0;
     if (i > narr) break;
     if (!dec_value(d)) return 0;
@@ -177,6 +228,48 @@ static int dec_table(dec *d) {
   return 1;
 }
 
+/* Whether the nups upvalue records at d->p are each _ENV or a scalar
+ * (nil, boolean, number, short string): what a kept closure (fn_entry) may
+ * hold, checked without decoding anything that takes a ref. */
+static int plain_upvalues(const dec *d, uint64_t nups) {
+  const unsigned char *p = d->p;
+  uint64_t v;
+  for (uint64_t i = 0; i < nups; i++) {
+    if (p >= d->end) return 0;
+    switch (*p++) {
+      case U_ENV: case T_NIL: case T_FALSE: case T_TRUE: break;
+      case T_INT: if (!tr_get_varint(&p, d->end, &v)) return 0; break;
+      case T_FLT: if (d->end - p < 8) return 0; p += 8; break;
+      case T_STR:
+        if (!tr_get_varint(&p, d->end, &v) || v >= REF_MINSTR || v > (uint64_t)(d->end - p)) return 0;
+        p += v;
+        break;
+      default: return 0;
+    }
+  }
+  return 1;
+}
+
+/* Whether the closure at f holds what the plain upvalue records at d->p
+ * decode to (same value, same number subtype, a float's same bits: 0.0
+ * is not -0.0 here); d->p is then past them. */
+static int same_upvalues(dec *d, int f, uint64_t nups) {
+  lua_State *L = d->L;
+  for (int i = 1; i <= (int)nups; i++) {
+    if (*d->p == U_ENV) { d->p++; continue; }
+    if (!dec_value(d)) return 0;
+    lua_getupvalue(L, f, i);
+    int same = lua_rawequal(L, -1, -2) && lua_isinteger(L, -1) == lua_isinteger(L, -2);
+    if (same && lua_type(L, -1) == LUA_TNUMBER) {
+      lua_Number a = lua_tonumber(L, -1), b = lua_tonumber(L, -2);
+      same = memcmp(&a, &b, sizeof a) == 0;
+    }
+    lua_pop(L, 2);
+    if (!same) return 0;
+  }
+  return 1;
+}
+
 static int dec_function(dec *d) {
   lua_State *L = d->L;
   uint64_t bi, nups;
@@ -188,12 +281,33 @@ static int dec_function(dec *d) {
   int only_env = 1;
   for (uint64_t i = 0; i < nups; i++)
     if (d->p[i] != U_ENV) { only_env = 0; break; }
-  if (!fn_load(L, dec_ctx(d), d->m->blobs[bi], only_env, d->err)) return 0;
+  const tr_blob *b = d->m->blobs[bi];
+  int keep = !only_env && plain_upvalues(d, nups), missed = 0;
+  int e = 0;   /* stack index of the code's entry (funcs.c), if it has one */
+  if (only_env) {
+    if (!fn_load(L, dec_ctx(d), b, d->err)) return 0;
+  } else {
+    int got = fn_entry(L, dec_ctx(d), b, d->err);
+    if (!got) return 0;
+    if (got == 1) {
+      e = lua_gettop(L);
+      if (keep && fn_kept(L, e)) {   /* the same values again: the same closure */
+        const unsigned char *at = d->p;
+        if ((uint64_t)fn_nups(L, e + 1) == nups && same_upvalues(d, e + 1, nups)) {
+          lua_remove(L, e);
+          add_ref(d);
+          d->depth--;
+          return 1;
+        }
+        lua_settop(L, e);
+        d->p = at;
+        missed = 1;
+      }
+      fn_fresh(L, e);
+    }
+  }
   int f = lua_gettop(L);
-  lua_Debug ar;
-  lua_pushvalue(L, f);
-  lua_getinfo(L, ">u", &ar);
-  if (ar.nups != nups) return bad(d, "upvalue count does not match the code");
+  if ((uint64_t)fn_nups(L, f) != nups) return bad(d, "upvalue count does not match the code");
   add_ref(d);
   if (only_env) {
     d->p += nups;
@@ -228,6 +342,10 @@ static int dec_function(dec *d) {
       if (!dec_value(d)) return 0;
       lua_setupvalue(L, f, i);
     }
+  }
+  if (e) {
+    if (keep) fn_keep(L, dec_ctx(d), b, e, f, missed);
+    lua_remove(L, e);
   }
   d->depth--;
   return 1;

@@ -17,6 +17,7 @@
 #include <string.h>
 #include "lauxlib.h"
 #include "arraypart.h"
+#include "slab.h"
 #include "codec.h"
 
 const luax_class tr_shared_class = {"futures.shared", NULL};
@@ -42,6 +43,7 @@ typedef struct enc {
   struct { void *id; lua_Integer at; } ups[ENC_UPS];
   int nups_inline;
   int const_root;   /* encoding a constant's own blob: its root is a table */
+  int slabs;        /* tr_opts.slabs, off inside a constant */
   tr_path path;
 } enc;
 
@@ -142,6 +144,22 @@ static lua_Integer put_scalars(enc *e, int idx, lua_Integer i, lua_Integer n) {
 }
 
 static int enc_value(enc *e, int idx);
+
+/* Sends slots 1..n of the table at idx as one slab, if they are all in its
+ * array part and hold numbers, booleans or nil; returns whether it did. */
+static int put_slab(enc *e, int idx, lua_Integer n) {
+  size_t len;
+  const ap_slot *a = ap_array(e->L, idx, &len);
+  if (!a || (lua_Integer)len < n) return 0;
+  tr_blob *b = slab_copy(a, (size_t)n);
+  if (!b) return 0;
+  int bi = msg_add_blob(e->m, b);
+  tr_blob_unref(b);   /* the message holds it now */
+  if (bi < 0) luaL_error(e->L, "not enough memory");
+  put1(e, T_SLAB);
+  putv(e, (uint64_t)bi);
+  return 1;
+}
 
 /* Looks v up in the ref table: emits REF and returns 1 if seen, else
  * assigns it the next ref number and returns 0. */
@@ -348,7 +366,8 @@ static int enc_table(enc *e, int idx, int as_mt) {
   size_t countpos = e->m->len;
   put(e, pad, 5);
   int top = lua_gettop(L);
-  for (lua_Integer i = 1; i <= n; i++) {
+  lua_Integer first = e->slabs && n >= SLAB_MIN && n <= SLAB_MAX && put_slab(e, idx, n) ? n + 1 : 1;
+  for (lua_Integer i = first; i <= n; i++) {
     if ((i = put_scalars(e, idx, i, n)) > n) break;
     if (lua_rawgeti(L, idx, i) == LUA_TNUMBER && put_number(e, top + 1)) {
       lua_pop(L, 1);   /* a number past the array part (or with direct
@@ -435,16 +454,14 @@ static int enc_function(enc *e, int idx) {
   lua_Integer fref = e->nrefs;
   int bi = msg_add_blob(e->m, fn_blob(L, enc_ctx(e), idx));
   if (bi < 0) luaL_error(L, "not enough memory");
-  lua_Debug ar;
-  lua_pushvalue(L, idx);
-  lua_getinfo(L, ">u", &ar);
+  int nups = fn_nups(L, idx);
   put1(e, T_LFUNC);
   putv(e, (uint64_t)bi);
-  putv(e, ar.nups);
+  putv(e, (uint64_t)nups);
   luaL_checkstack(L, 4, "value nested too deeply");
-  for (int i = 1; i <= ar.nups; i++) {
+  for (int i = 1; i <= nups; i++) {
     const char *name = lua_getupvalue(L, idx, i);
-    if (name && strcmp(name, "_ENV") == 0) { put1(e, U_ENV); lua_pop(L, 1); continue; }
+    if (name && name[0] == '_' && strcmp(name, "_ENV") == 0) { put1(e, U_ENV); lua_pop(L, 1); continue; }
     void *id = lua_upvalueid(L, idx, i);
     lua_Integer at = upvalue_seen(e, id);
     if (at) {
@@ -523,7 +540,7 @@ int tr_encode(lua_State *L, int first, int n, tr_msg *m, const tr_opts *o, char 
   first = lua_absindex(L, first);
   luaL_checkstack(L, 8, NULL);
   enc e = {0};
-  e.L = L, e.m = m, e.o = o, e.path.err = err, e.path.room = PATH_ROOM;
+  e.L = L, e.m = m, e.o = o, e.path.err = err, e.path.room = PATH_ROOM, e.slabs = o->slabs;
   err[0] = '\0';
   lua_settop(L, lua_gettop(L) + 3);   /* room for the context, seen, names */
   e.ctx = lua_gettop(L) - 2, e.seen = e.ctx + 1, e.names = e.ctx + 2;

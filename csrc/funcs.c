@@ -4,20 +4,25 @@
  * attachment list, so a function sent to many calls is dumped once and its
  * code copied never.
  *
- * Senders cache the blob per closure (weak keys: it goes with the
- * closure), per prototype where proto.c allows (so the new closure that
- * `function` makes on every run of a loop costs a lookup, not a dump), and
- * per dump content (weak values: one function defined again shares a
- * blob).  A prototype's address names it only while it lives, so the
- * entry also holds, weakly, the last closure of it sent: a hit needs that
- * closure alive, which proves the prototype is still the one dumped.
+ * Senders cache the blob per prototype where proto.c allows (so the new
+ * closure that `function` makes on every run of a loop costs what sending
+ * one function again costs: a compare in a C slot), else per closure
+ * (weak keys: it goes with the closure), and per dump content (weak
+ * values: one function defined again shares a blob).  A prototype's
+ * address names it only while it lives, so a prototype entry holds a
+ * keeper (proto.h), which holds the prototype and nothing the sent
+ * function's upvalues hold.
  *
  * Receivers cache per blob id: the loaded closure itself when the function
  * has no upvalue but _ENV (it can be shared: nothing of it differs between
  * calls), and otherwise a factory of fresh closures (proto.c), so that a
- * function with upvalues is loaded once, not once per call.  Bytecode is
- * only ever loaded in binary mode, from blobs. */
+ * function with upvalues is loaded once, not once per call.  A fresh
+ * closure whose code cannot change its upvalues and whose upvalues are
+ * scalars is kept too, and given again while calls bring equal values
+ * (fn_kept): making a closure costs more than comparing a few values.
+ * Bytecode is only ever loaded in binary mode, from blobs. */
 #include <stdio.h>
+#include <string.h>
 #include "lauxlib.h"
 #include "codec.h"
 #include "proto.h"
@@ -30,69 +35,64 @@ static int dump_writer(lua_State *L, const void *p, size_t sz, void *ud) {
   return 0;
 }
 
-/* The blob cached for prototype p (of the closure at idx), or NULL. */
-static tr_blob *proto_hit(lua_State *L, int ctx, int idx, const void *p) {
-  tr_blob *b = NULL;
-  lua_rawgeti(L, ctx, CTX_PROTOFN);
-  lua_pushlightuserdata(L, (void *)p);
-  if (lua_rawget(L, -2) == LUA_TFUNCTION && pr_proto(L, -1) == p) {
-    lua_rawgeti(L, ctx, CTX_PROTOBLOB);
-    lua_pushlightuserdata(L, (void *)p);
-    if (lua_rawget(L, -2) == LUA_TUSERDATA) {
-      b = *(tr_blob **)lua_touserdata(L, -1);
-      /* The closure now sent is the one most likely still alive next time
-       * (a hoisted function: the same one, and no write). */
-      if (!lua_rawequal(L, -3, idx)) {
-        lua_pushlightuserdata(L, (void *)p);
-        lua_pushvalue(L, idx);
-        lua_rawset(L, -6);
-      }
-    }
-    lua_pop(L, 2);
+/* The sender's prototype cache: prototype address -> a box of the blob
+ * whose user value is a keeper (proto.h), bounded, in CTX_PROTOBLOB; the
+ * keeper holds the prototype, so its address names it while the entry
+ * lives.  In front of it, a few slots in C memory (CTX_PROTOFRONT), so
+ * that a hit costs no table lookup; they borrow the entries' blobs and
+ * are wiped with the table. */
+#define FRONT_SLOTS 64
+typedef struct { const void *p; tr_blob *b; } front_slot;
+
+static front_slot *front_slots(lua_State *L, int ctx) {
+  front_slot *s;
+  if (lua_rawgeti(L, ctx, CTX_PROTOFRONT) == LUA_TUSERDATA) {
+    s = lua_touserdata(L, -1);
+  } else {
+    s = lua_newuserdatauv(L, FRONT_SLOTS * sizeof *s, 0);
+    memset(s, 0, FRONT_SLOTS * sizeof *s);
+    lua_rawseti(L, ctx, CTX_PROTOFRONT);
   }
+  lua_pop(L, 1);
+  return s;
+}
+
+static front_slot *front_slot_of(front_slot *s, const void *p) {
+  uintptr_t a = (uintptr_t)p;
+  return &s[((a >> 4) ^ (a >> 10)) & (FRONT_SLOTS - 1)];
+}
+
+/* The blob of prototype p from the table, or NULL. */
+static tr_blob *proto_get(lua_State *L, int ctx, const void *p) {
+  tr_blob *b = NULL;
+  lua_rawgeti(L, ctx, CTX_PROTOBLOB);
+  if (lua_rawgetp(L, -1, p) == LUA_TUSERDATA) b = *(tr_blob **)lua_touserdata(L, -1);
   lua_pop(L, 2);
   return b;
 }
 
-/* Caches the blob box on top for prototype p of the closure at idx. */
-static void proto_keep(lua_State *L, int ctx, int idx, const void *p) {
-  if (cx_cache_room(L, ctx, CTX_PROTOBLOB)) {   /* emptied: its closures go too */
-    lua_rawgeti(L, ctx, CTX_PROTOFN);
-    lua_getmetatable(L, -1);
-    lua_newtable(L);
-    lua_insert(L, -2);
-    lua_setmetatable(L, -2);
-    lua_rawseti(L, ctx, CTX_PROTOFN);
-    lua_pop(L, 1);
-  }
-  lua_pushlightuserdata(L, (void *)p);
-  lua_pushvalue(L, -3);
-  lua_rawset(L, -3);
+/* Enters blob b for prototype p of the closure at idx; 0 if proto.c
+ * makes no keeper for it. */
+static int proto_put(lua_State *L, int ctx, int idx, const void *p, tr_blob *b) {
+  if (!pr_keeper(L, idx)) return 0;
+  tr_blob **bp = lua_newuserdatauv(L, sizeof *bp, 1);
+  *bp = NULL;
+  luaL_setmetatable(L, BLOB_MT);
+  tr_blob_ref(b);
+  *bp = b;
+  lua_insert(L, -2);
+  lua_setiuservalue(L, -2, 1);
+  if (cx_cache_room(L, ctx, CTX_PROTOBLOB))   /* emptied: the front goes too */
+    memset(front_slots(L, ctx), 0, FRONT_SLOTS * sizeof(front_slot));
+  lua_insert(L, -2);
+  lua_rawsetp(L, -2, p);
   lua_pop(L, 1);
-  lua_rawgeti(L, ctx, CTX_PROTOFN);
-  lua_pushlightuserdata(L, (void *)p);
-  lua_pushvalue(L, idx);
-  lua_rawset(L, -3);
-  lua_pop(L, 1);
+  return 1;
 }
 
-tr_blob *fn_blob(lua_State *L, int ctx, int idx) {
-  idx = lua_absindex(L, idx);
-  /* The closure itself first: a function sent again (hoisted) costs one
-   * lookup; a new closure of known code, the prototype's. */
-  lua_rawgeti(L, ctx, CTX_FNCACHE);
-  lua_pushvalue(L, idx);
-  if (lua_rawget(L, -2) == LUA_TUSERDATA) {
-    tr_blob *b = *(tr_blob **)lua_touserdata(L, -1);
-    lua_pop(L, 2);
-    return b;
-  }
-  lua_pop(L, 2);
-  const void *p = pr_proto(L, idx);
-  if (p) {
-    tr_blob *b = proto_hit(L, ctx, idx, p);
-    if (b) return b;
-  }
+/* Pushes the blob box of the dump of the function at idx (one per dump
+ * content) and returns the blob. */
+static tr_blob *dump_blob(lua_State *L, int ctx, int idx) {
   tr_msg dump;
   msg_init(&dump);
   lua_pushvalue(L, idx);
@@ -115,28 +115,64 @@ tr_blob *fn_blob(lua_State *L, int ctx, int idx) {
     lua_pushvalue(L, -2);
     lua_rawset(L, -4);
   }
-  /* stack: dump, codecache, box */
-  if (p) proto_keep(L, ctx, idx, p);
+  lua_replace(L, -3);
+  lua_pop(L, 1);
+  return *(tr_blob **)lua_touserdata(L, -1);
+}
+
+tr_blob *fn_blob(lua_State *L, int ctx, int idx) {
+  idx = lua_absindex(L, idx);
+  /* By prototype: a function sent again and a new closure of known code
+   * (`function` in a loop) cost the same, one slot's compare. */
+  const void *p = pr_proto(L, idx);
+  front_slot *s = NULL;
+  if (p) {
+    s = front_slot_of(front_slots(L, ctx), p);
+    if (s->p == p) return s->b;
+    tr_blob *b = proto_get(L, ctx, p);
+    if (b) { s->p = p; s->b = b; return b; }
+  }
+  /* Else by closure, where proto.c cannot help: one lookup. */
   lua_rawgeti(L, ctx, CTX_FNCACHE);
   lua_pushvalue(L, idx);
-  lua_pushvalue(L, -3);
-  lua_rawset(L, -3);
+  if (lua_rawget(L, -2) == LUA_TUSERDATA) {
+    tr_blob *b = *(tr_blob **)lua_touserdata(L, -1);
+    lua_pop(L, 2);
+    return b;
+  }
   lua_pop(L, 1);
-  tr_blob *b = *(tr_blob **)lua_touserdata(L, -1);
-  lua_pop(L, 3);
+  tr_blob *b = dump_blob(L, ctx, idx);   /* stack: fncache, box */
+  if (p && proto_put(L, ctx, idx, p, b)) {
+    s->p = p;   /* after proto_put: a wipe there spares it */
+    s->b = b;
+  } else {
+    lua_pushvalue(L, idx);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, -4);
+  }
+  lua_pop(L, 2);
   return b;
 }
 
-/* Pushes t[id] of the bounded per-id cache in ctx slot `slot`, or
- * nothing (returning 0). */
-static int cache_get(lua_State *L, int ctx, int slot, uint64_t id, int type) {
-  lua_rawgeti(L, ctx, slot);
-  if (lua_rawgeti(L, -1, (lua_Integer)id) == type) {
-    lua_remove(L, -2);
-    return 1;
+int fn_nups(lua_State *L, int idx) {
+  int n = pr_nups(L, idx);
+  if (n < 0) {
+    lua_Debug ar;
+    lua_pushvalue(L, idx);
+    lua_getinfo(L, ">u", &ar);
+    n = ar.nups;
   }
-  lua_pop(L, 2);
-  return 0;
+  return n;
+}
+
+/* Pushes t[id] of the bounded per-id cache in ctx slot `slot` and
+ * returns its type; pushes nothing for nil. */
+static int cache_get(lua_State *L, int ctx, int slot, uint64_t id) {
+  lua_rawgeti(L, ctx, slot);
+  int t = lua_rawgeti(L, -1, (lua_Integer)id);
+  if (t == LUA_TNIL) lua_pop(L, 2);
+  else lua_remove(L, -2);
+  return t;
 }
 
 static int load_blob(lua_State *L, const tr_blob *b, char *err) {
@@ -147,20 +183,67 @@ static int load_blob(lua_State *L, const tr_blob *b, char *err) {
   return 0;
 }
 
-int fn_load(lua_State *L, int ctx, const tr_blob *b, int shared, char *err) {
-  if (shared) {
-    if (cache_get(L, ctx, CTX_LOADCACHE, b->id, LUA_TFUNCTION)) return 1;
-    if (!load_blob(L, b, err)) return 0;
-    cx_cache_put(L, ctx, CTX_LOADCACHE, b->id);
-    return 1;
-  }
-  if (!pr_enabled()) return load_blob(L, b, err);
-  if (!cache_get(L, ctx, CTX_FACTORY, b->id, LUA_TFUNCTION)) {
-    if (!load_blob(L, b, err)) return 0;
-    if (!pr_factory(L, -1)) return 1;   /* none for this one: the loaded closure */
-    lua_remove(L, -2);
-    cx_cache_put(L, ctx, CTX_FACTORY, b->id);
-  }
-  lua_call(L, 0, 1);
+int fn_load(lua_State *L, int ctx, const tr_blob *b, char *err) {
+  if (cache_get(L, ctx, CTX_LOADCACHE, b->id) != LUA_TNIL) return 1;
+  if (!load_blob(L, b, err)) return 0;
+  cx_cache_put(L, ctx, CTX_LOADCACHE, b->id);
   return 1;
+}
+
+/* Per blob id, CTX_FACTORY holds the factory, or, for code that cannot
+ * change its upvalues, an entry: [1] the factory, [2] the kept closure,
+ * [3] how often a kept one was not the same.  Values that keep changing
+ * turn the entry back into the factory. */
+#define KEEP_MISSES 8
+
+int fn_entry(lua_State *L, int ctx, const tr_blob *b, char *err) {
+  if (!pr_enabled()) return load_blob(L, b, err) ? 2 : 0;
+  switch (cache_get(L, ctx, CTX_FACTORY, b->id)) {
+    case LUA_TTABLE: return 1;
+    case LUA_TNIL: break;
+    default: lua_call(L, 0, 1); return 2;
+  }
+  if (!load_blob(L, b, err)) return 0;
+  if (!pr_factory(L, -1)) return 2;   /* none for this one: the loaded closure */
+  int pure = pr_pure(L, -2);
+  lua_remove(L, -2);
+  if (pure) {
+    lua_createtable(L, 3, 0);
+    lua_insert(L, -2);
+    lua_rawseti(L, -2, 1);
+  }
+  cx_cache_put(L, ctx, CTX_FACTORY, b->id);
+  if (pure) return 1;
+  lua_call(L, 0, 1);
+  return 2;
+}
+
+int fn_kept(lua_State *L, int e) {
+  if (lua_rawgeti(L, e, 2) == LUA_TFUNCTION) return 1;
+  lua_pop(L, 1);
+  return 0;
+}
+
+void fn_fresh(lua_State *L, int e) {
+  lua_rawgeti(L, e, 1);
+  lua_call(L, 0, 1);
+}
+
+void fn_keep(lua_State *L, int ctx, const tr_blob *b, int e, int f, int missed) {
+  if (missed) {
+    lua_rawgeti(L, e, 3);
+    lua_Integer n = lua_tointeger(L, -1) + 1;
+    lua_pop(L, 1);
+    if (n >= KEEP_MISSES) {   /* the entry gives way to its factory */
+      lua_rawgeti(L, ctx, CTX_FACTORY);
+      lua_rawgeti(L, e, 1);
+      lua_rawseti(L, -2, (lua_Integer)b->id);
+      lua_pop(L, 1);
+      return;
+    }
+    lua_pushinteger(L, n);
+    lua_rawseti(L, e, 3);
+  }
+  lua_pushvalue(L, f);
+  lua_rawseti(L, e, 2);
 }

@@ -43,10 +43,18 @@ fut_t *future_check(lua_State *L, int idx) {
   return alive(L, luax_checkudata(L, idx, &future_class))->f;
 }
 
-future_box *future_push_new(lua_State *L, int mt) {
-  future_box *b = lua_newuserdatauv(L, sizeof *b, 2);  /* 1: outcome, 2: callbacks */
+/* future_extra's offset: the box, rounded up as Lua aligns a userdata. */
+#define ALIGN _Alignof(max_align_t)
+#define EXTRA_AT ((sizeof(future_box) + ALIGN - 1) / ALIGN * ALIGN)
+
+void *future_extra(future_box *b) { return (char *)b + EXTRA_AT; }
+
+future_box *future_push_new_ext(lua_State *L, int mt, size_t extra, void (*fin)(void *)) {
+  /* 1: outcome, 2: callbacks, FUTURE_EXTRA_UV: the extra's */
+  future_box *b = lua_newuserdatauv(L, extra ? EXTRA_AT + extra : sizeof *b, extra ? FUTURE_EXTRA_UV : 2);
   b->f = NULL;
   b->single = 0;
+  b->fin = NULL;
   if (mt) {
     lua_pushvalue(L, mt);
     lua_setmetatable(L, -2);
@@ -54,8 +62,12 @@ future_box *future_push_new(lua_State *L, int mt) {
     luax_setclass(L, &future_class);
   }
   if (!(b->f = fut_new())) luaL_error(L, "not enough memory");
+  if (extra) memset(future_extra(b), 0, extra);   /* what fin sees if its maker raises */
+  b->fin = fin;
   return b;
 }
+
+future_box *future_push_new(lua_State *L, int mt) { return future_push_new_ext(L, mt, 0, NULL); }
 
 /* A task failed with "... (global 'name')" while the caller has a global
  * of that name: the usual surprise of a first pool.  The error (a string,
@@ -209,7 +221,8 @@ static void raise_if_cancelled(lua_State *L, fut_t *f) {
  * spawned coroutine it suspends, its deadline at 3, and k continues
  * the method once woken (status LUA_YIELD). */
 static fut_t *await(lua_State *L, int status, lua_KFunction k) {
-  fut_t *f = self_fut(L);
+  /* Resumed: its class was checked before it yielded. */
+  fut_t *f = status == LUA_OK ? self_fut(L) : alive(L, lua_touserdata(L, 1))->f;
   double deadline = status == LUA_OK ? luax_optdeadline(L, 2) : -1;   /* checked even if done */
   if (fut_done(atomic_load(&f->state))) {
     if (f->cb_owner) run_own_callbacks(L, f);
@@ -248,7 +261,9 @@ static int single_result(lua_State *L, future_box *b) {
   if (f->outcome != OUT_VALUES || f->traceback) return 0;
   int stored = lua_getiuservalue(L, 1, 1) != LUA_TNIL;   /* an outcome table */
   lua_pop(L, 1);
-  if (stored) return 0;
+  /* One value: the count is the byte 1.  Anything else is decoded once,
+   * by the general path (a slab can only be taken once). */
+  if (stored || f->msg.len < 2 || f->msg.data[0] != 1) return 0;
   char err[TR_ERRLEN];
   size_t pos = 0;
   int top = lua_gettop(L);
@@ -261,6 +276,10 @@ static int single_result(lua_State *L, future_box *b) {
     return 1;
   }
   lua_settop(L, top);
+  if (n < 0 && !f->broken_kind) {   /* keep the reason: a slab read cannot be read again */
+    msg_free(&f->msg);
+    if (tr_encode_string(&f->msg, err, strlen(err))) f->outcome = OUT_TRANSFER;
+  }
   return 0;
 }
 
@@ -504,6 +523,8 @@ static int l_gc(lua_State *L) {
   future_box *b = self_box(L);
   if (b->f) fut_unref(b->f);
   b->f = NULL;
+  if (b->fin) b->fin(future_extra(b));
+  b->fin = NULL;
   return 0;
 }
 

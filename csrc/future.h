@@ -9,12 +9,20 @@
 typedef struct future_box {
   fut_t *f;     /* NULL once finalized */
   int single;   /* user value 1 is the one returned value, not a table */
+  void (*fin)(void *extra);   /* future_push_new_ext's, or NULL */
 } future_box;
 
 /* Pushes a new, pending Lua Future (raises on OOM).  mt: the stack index
  * of the Future metatable where the caller has it at hand (an upvalue),
  * or 0. */
 future_box *future_push_new(lua_State *L, int mt);
+/* The same with `extra` bytes for the caller after the box (future_extra)
+ * and user value FUTURE_EXTRA_UV, its own; the Future's __gc runs
+ * fin(extra).  One allocation for a Future and what makes it (a spawned
+ * coroutine's record). */
+#define FUTURE_EXTRA_UV 3
+future_box *future_push_new_ext(lua_State *L, int mt, size_t extra, void (*fin)(void *));
+void *future_extra(future_box *b);
 /* Pushes the Future metatable (for a function that keeps it at hand). */
 void future_push_class(lua_State *L);
 /* The C future of the Future at idx; raises if it is not one. */

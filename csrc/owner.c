@@ -239,11 +239,9 @@ static owner_box *new_box(lua_State *L) {
   return b;
 }
 
-static owner_box *box_get(lua_State *L) {
-  owner_box *b = find_box(L);
-  if (!b) return new_box(L);
-  /* A finalizer that runs after the owner's, at lua_close, or any
-   * finalizer of a worker's state being closed. */
+/* Raises in a finalizer that runs after the owner's, at lua_close, or in
+ * any finalizer of a worker's state being closed. */
+static owner_box *check_open(lua_State *L, owner_box *b) {
   if (!b->o || b->refuse) {
     lua_pushliteral(L, "futures: the Lua state is closing");
     lua_error(L);
@@ -251,7 +249,19 @@ static owner_box *box_get(lua_State *L) {
   return b;
 }
 
+static owner_box *box_get(lua_State *L) {
+  owner_box *b = find_box(L);
+  return b ? check_open(L, b) : new_box(L);
+}
+
 owner_t *owner_get(lua_State *L) { return box_get(L)->o; }
+
+void owner_push_box(lua_State *L) {
+  box_get(L);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &owner_class);
+}
+
+owner_t *owner_of_box(lua_State *L, int idx) { return check_open(L, lua_touserdata(L, idx))->o; }
 
 void owner_close_state(lua_State *L) {
   owner_box *b = find_box(L);

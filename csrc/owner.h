@@ -74,6 +74,10 @@ typedef struct exec_ops {
 /* The state's owner, created on demand; raises "futures: the Lua state is
  * closing" once the state's own finalizer ran (a later finalizer's call). */
 owner_t *owner_get(lua_State *L);
+/* The userdata behind owner_get, pushed, for a function to keep at hand
+ * (an upvalue): owner_of_box(L, idx) is then owner_get with no lookup. */
+void owner_push_box(lua_State *L);
+owner_t *owner_of_box(lua_State *L, int idx);
 /* lua_close of a state the library made (a worker's).  Its finalizers
  * run with the library refusing to make anything more in it: Lua gives
  * what they would make no finalizer of its own, so it would leak. */

@@ -74,3 +74,32 @@ int pdefs_send(pdefs *d, tr_msg *out, const tr_msg *m) {
   wire_end(out, s);
   return 1;
 }
+
+/* ------------------------------------------------------ the worker's side */
+
+tr_blob *wdefs_find(idmap *d, uint64_t id) { return idmap_get(d, id); }
+
+int wdefs_add(idmap *d, uint64_t id, const unsigned char *code, size_t len) {
+  tr_blob *b = tr_blob_new((const char *)code, len);
+  if (!b) return 0;
+  tr_blob *old = idmap_get(d, id);
+  if (!idmap_put(d, id, b)) { tr_blob_unref(b); return 0; }
+  if (old) tr_blob_unref(old);
+  return 1;
+}
+
+int wdefs_forget(idmap *d, wire_rd *r) {
+  while (r->p < r->end) {
+    uint64_t id;
+    if (!wire_varint(r, &id)) return 0;
+    tr_blob *b = idmap_del(d, id);
+    if (b) tr_blob_unref(b);
+  }
+  return 1;
+}
+
+void wdefs_free(idmap *d) {
+  for (size_t i = 0; i < d->cap; i++)
+    if (d->e[i].val) tr_blob_unref(d->e[i].val);
+  idmap_free(d);
+}

@@ -30,6 +30,7 @@
 #include "fut.h"
 #include "idmap.h"
 #include "owner.h"
+#include "procdefs.h"
 #include "qremote.h"
 #include "task.h"
 #include "transfer.h"
@@ -38,35 +39,6 @@
 
 #define IN_FD 3
 #define OUT_FD 4
-
-/* Code blobs the parent defined, by the parent's id; the parent bounds
- * the set (DEF adds, FORGET drops: procdefs.c). */
-static tr_blob *def_find(idmap *d, uint64_t id) { return idmap_get(d, id); }
-
-static int def_add(idmap *d, uint64_t id, const unsigned char *code, size_t len) {
-  tr_blob *b = tr_blob_new((const char *)code, len);
-  if (!b) return 0;
-  tr_blob *old = idmap_get(d, id);
-  if (!idmap_put(d, id, b)) { tr_blob_unref(b); return 0; }
-  if (old) tr_blob_unref(old);
-  return 1;
-}
-
-static int def_forget(idmap *d, wire_rd *r) {
-  while (r->p < r->end) {
-    uint64_t id;
-    if (!wire_varint(r, &id)) return 0;
-    tr_blob *b = idmap_del(d, id);
-    if (b) tr_blob_unref(b);
-  }
-  return 1;
-}
-
-static void defs_free(idmap *d) {
-  for (size_t i = 0; i < d->cap; i++)
-    if (d->e[i].val) tr_blob_unref(d->e[i].val);
-  idmap_free(d);
-}
 
 /* Results.  A call's result goes out as soon as the call ends, unless the
  * call was tiny and the next call's frame is already here: then results
@@ -227,7 +199,7 @@ static int read_by_id(wire_rd *r, idmap *d, tr_msg *m) {
       int ok = msg_add_blob(m, b) >= 0;
       tr_blob_unref(b);
       if (!ok) return 0;
-    } else if (!(b = def_find(d, id >> 1)) || msg_add_blob(m, b) < 0) {
+    } else if (!(b = wdefs_find(d, id >> 1)) || msg_add_blob(m, b) < 0) {
       return 0;
     }
   }
@@ -549,9 +521,9 @@ FUTURES_API int futures_worker_main(int argc, char **argv, void (*init)(lua_Stat
     if (rc < 0) break;
     if (type == W_DEF) {
       uint64_t id;
-      if (!wire_varint(&r, &id) || !def_add(&d, id, r.p, (size_t)(r.end - r.p))) break;
+      if (!wire_varint(&r, &id) || !wdefs_add(&d, id, r.p, (size_t)(r.end - r.p))) break;
     } else if (type == W_FORGET) {
-      if (!def_forget(&d, &r)) break;
+      if (!wdefs_forget(&d, &r)) break;
     } else if (type == W_INIT) {
       tr_msg call;
       msg_init(&call);
@@ -573,7 +545,7 @@ out:
   if (has_waker) stop_end(waker);
   if (L) owner_close_state(L);
   qr_end();
-  defs_free(&d);
+  wdefs_free(&d);
   claim_free(claim);
   return status;
 }

@@ -22,10 +22,28 @@ void pr_check(lua_State *L);
 void pr_enable(int on);
 int pr_enabled(void);
 
-/* The prototype of the Lua function at idx, as an opaque address; NULL
- * when access is off or the value is not a Lua function.  The address
- * names the prototype only while a closure of it is alive. */
+/* The prototype of the Lua function (not a C one) at idx, as an opaque
+ * address; NULL when access is off.  The address names the prototype
+ * only while something holds it (a closure of it, a keeper). */
 const void *pr_proto(lua_State *L, int idx);
+
+/* The upvalue count of the Lua function (not a C one) at idx, as lua_getinfo's "u"
+ * gives it but at the price of a read; -1 when access is off. */
+int pr_nups(lua_State *L, int idx);
+
+/* Whether the code of the Lua function (not a C one) at idx cannot
+ * change its own upvalues: it has no SETUPVAL and no function inside it.
+ * 0 when it can or when access is off. */
+int pr_pure(lua_State *L, int idx);
+
+/* A keeper of the prototype of the Lua function at idx: pushes a closure
+ * of that prototype whose upvalues are its own and nil (the function
+ * itself when it has none), so that holding it keeps the prototype, and
+ * so its address, without keeping what the function's upvalues hold.
+ * The prototype is left as it was.  Returns 0, pushing nothing, when
+ * access is off or the function has too many upvalues; raises memory
+ * errors. */
+int pr_keeper(lua_State *L, int idx);
 
 /* A factory for the Lua function at idx: pushes a function that, called
  * with no arguments, returns a new closure of the same prototype whose

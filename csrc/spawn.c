@@ -56,17 +56,17 @@ static void stop(fut_t *f) { susp_cancel(f->stop_arg); }
 static const fut_stopper stopper = {stop, 1};
 
 /* futures.spawn(fn, ...) -> Future */
-/* Upvalue 1: the Future metatable, at hand for the new future. */
+/* Upvalues: the Future metatable and the state's owner, at hand. */
 static int l_spawn(lua_State *L) {
   luax_checkcallable(L, 1);
-  owner_t *o = owner_get(L);   /* raises in a finalizer after the state's, before anything is made */
+  /* raises in a finalizer after the state's, before anything is made */
+  owner_t *o = owner_of_box(L, lua_upvalueindex(2));
   int nargs = lua_gettop(L) - 1;
-  future_box *b = future_push_new(L, lua_upvalueindex(1));
+  future_box *b = future_push_new_ext(L, lua_upvalueindex(1), susp_size(), susp_free);
   int fidx = lua_gettop(L);
-  fut_set_running(b->f);
+  atomic_store(&b->f->state, F_RUNNING);   /* no one else has it yet: no lock */
   lua_pushvalue(L, 1);
-  susp_t *s = susp_new(L, o, fidx, ended);
-  lua_pop(L, 1);                          /* the coroutine: the record anchors it */
+  susp_t *s = susp_new(L, o, fidx, FUTURE_EXTRA_UV, future_extra(b), ended);
   b->f->stop_arg = s;
   b->f->stopper = &stopper;
   for (int i = 2; i <= nargs + 1; i++) lua_pushvalue(L, i);
@@ -113,7 +113,8 @@ static int l_timeout(lua_State *L) {
 
 void spawn_open(lua_State *L) {
   future_push_class(L);
-  lua_pushcclosure(L, l_spawn, 1);
+  owner_push_box(L);
+  lua_pushcclosure(L, l_spawn, 2);
   lua_setfield(L, -2, "spawn");
   lua_pushvalue(L, -1);                   /* run spawns through the module's spawn */
   lua_pushcclosure(L, l_run, 1);

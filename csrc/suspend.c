@@ -1,12 +1,13 @@
 /* Suspending spawned coroutines at library waits.  See suspend.h.
  *
- * A record is a userdata anchored in a registry table (keyed by its
- * coroutine) from its birth until the coroutine ended and no wake-up of
- * it is queued, so that the job and timer inside it stay valid while the
- * owner may still run them.  The state's thread alone touches a record;
- * other threads only post its job (owner_post), under the owner's lock.
+ * A record lives inside its spawner's userdata (the Future), which a
+ * registry reference anchors from the record's birth until the coroutine
+ * ended and no wake-up of it is queued, so that the job and timer inside
+ * it stay valid while the owner may still run them; a user value of that
+ * userdata holds the coroutine.  The state's thread alone touches a
+ * record; other threads only post its job (owner_post), under the
+ * owner's lock.
  */
-#include <string.h>
 #include "lauxlib.h"
 #include "luax.h"
 #include "suspend.h"
@@ -20,37 +21,30 @@ struct susp {
   owner_timer timer;     /* the wait's deadline */
   owner_t *owner;        /* holds a reference */
   lua_State *co;
+  int ref;               /* the anchor, in the registry; LUA_NOREF once released */
   int state;             /* S_* */
   int cancelled;         /* raise CancelledError at the wait */
   susp_ended_fn ended;
 };
 
-static const luax_class susp_class = {"futures.Coroutine", NULL};
-static const char k_byco, k_mark;
-#define BYCO (&k_byco)   /* registry: coroutine -> record (uservalue 1: the spawner's value) */
+static const char k_mark;
+
+/* The record whose coroutine susp_resume is running on this OS thread
+ * (the innermost one): susp_current's answer in O(1), no table lookup.
+ * Only susp_resume sets it and puts the previous one back.  Initial-exec:
+ * see task.c. */
+static _Thread_local susp_t *resumed __attribute__((tls_model("initial-exec")));
 
 static susp_t *of_job(owner_job *j) { return (susp_t *)((char *)j - offsetof(susp_t, job)); }
-
-static void push_byco(lua_State *L) {
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, BYCO) == LUA_TTABLE) return;
-  lua_pop(L, 1);
-  lua_newtable(L);
-  lua_pushvalue(L, -1);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, BYCO);
-}
 
 /* Drops the record's anchor once nothing can reach it any more. */
 static void release(lua_State *L, susp_t *s) {
   pthread_mutex_lock(&s->owner->mu);
   int queued = s->job.queued;
   pthread_mutex_unlock(&s->owner->mu);
-  if (s->state != S_DONE || queued) return;
-  push_byco(L);
-  lua_pushthread(s->co);
-  lua_xmove(s->co, L, 1);
-  lua_pushnil(L);
-  lua_rawset(L, -3);
-  lua_pop(L, 1);
+  if (s->state != S_DONE || queued || s->ref == LUA_NOREF) return;
+  luaL_unref(L, LUA_REGISTRYINDEX, s->ref);
+  s->ref = LUA_NOREF;
 }
 
 void susp_resume(lua_State *L, susp_t *s, int nargs) {
@@ -62,7 +56,10 @@ void susp_resume(lua_State *L, susp_t *s, int nargs) {
   s->state = S_RUNNING;
   lua_State *co = s->co;
   lua_xmove(L, co, nargs);
+  susp_t *outer = resumed;
+  resumed = s;
   int nres, st = lua_resume(co, L, nargs, &nres);
+  resumed = outer;
   if (st == LUA_YIELD && s->state == S_WAITING) {
     lua_pop(co, nres);   /* the mark: it waits for its wake-up */
     return;
@@ -95,25 +92,21 @@ static void wake_drop(owner_job *j) { (void)j; }   /* the state is closing: so i
 
 static const owner_job_ops wake_ops = {wake_run, wake_drop};
 
-static int susp_gc(lua_State *L) {
-  susp_t *s = luax_checkudata(L, 1, &susp_class);
+size_t susp_size(void) { return sizeof(susp_t); }
+
+void susp_free(void *mem) {
+  susp_t *s = mem;
   owner_unref(s->owner);
   s->owner = NULL;
-  return 0;
 }
 
-susp_t *susp_new(lua_State *L, owner_t *o, int ud_idx, susp_ended_fn ended) {
+susp_t *susp_new(lua_State *L, owner_t *o, int ud_idx, int uv, void *mem, susp_ended_fn ended) {
   ud_idx = lua_absindex(L, ud_idx);
   lua_State *co = lua_newthread(L);          /* fn, co */
   lua_insert(L, -2);
   lua_xmove(L, co, 1);                       /* the function, into the coroutine */
-  susp_t *s = lua_newuserdatauv(L, sizeof *s, 1);
-  memset(s, 0, sizeof *s);
-  if (luax_newclass(L, &susp_class)) {
-    lua_pushcfunction(L, susp_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_setmetatable(L, -2);
+  lua_setiuservalue(L, ud_idx, uv);
+  susp_t *s = mem;
   s->job.ops = &wake_ops;
   s->timer.job = &s->job;
   s->owner = o;
@@ -121,33 +114,16 @@ susp_t *susp_new(lua_State *L, owner_t *o, int ud_idx, susp_ended_fn ended) {
   s->co = co;
   s->ended = ended;
   lua_pushvalue(L, ud_idx);
-  lua_setiuservalue(L, -2, 1);
-  push_byco(L);                              /* co, s, byco */
-  lua_pushvalue(L, -3);
-  lua_pushvalue(L, -3);
-  lua_rawset(L, -3);                         /* byco[co] = s */
-  lua_pop(L, 2);                             /* co */
+  s->ref = luaL_ref(L, LUA_REGISTRYINDEX);
   return s;
 }
 
-void susp_push_ud(lua_State *L, susp_t *s) {
-  push_byco(L);
-  lua_pushthread(s->co);
-  lua_xmove(s->co, L, 1);
-  lua_rawget(L, -2);
-  lua_getiuservalue(L, -1, 1);
-  lua_replace(L, -3);
-  lua_pop(L, 1);
-}
+void susp_push_ud(lua_State *L, susp_t *s) { lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref); }
 
 susp_t *susp_current(lua_State *L) {
-  if (lua_pushthread(L)) { lua_pop(L, 1); return NULL; }   /* the main thread */
-  if (!lua_isyieldable(L)) { lua_pop(L, 1); return NULL; }
-  push_byco(L);
-  lua_insert(L, -2);
-  susp_t *s = lua_rawget(L, -2) == LUA_TUSERDATA ? lua_touserdata(L, -1) : NULL;
-  lua_pop(L, 2);
-  if (s && s->cancelled) {
+  susp_t *s = resumed;
+  if (!s || s->co != L || !lua_isyieldable(L)) return NULL;
+  if (s->cancelled) {
     s->cancelled = 0;   /* once: a coroutine that catches it may go on */
     luax_error(L, LUAX_CANCELLED, "the future was cancelled");
   }

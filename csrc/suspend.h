@@ -21,12 +21,16 @@ typedef struct susp susp_t;
  * status (LUA_OK: its values are on co's stack; else its error value). */
 typedef void (*susp_ended_fn)(lua_State *L, susp_t *s, lua_State *co, int st);
 
-/* Pushes a new coroutine running the function at the top (popped) and
- * makes its record; the coroutine stays anchored until it ends.  o is
- * L's owner; ud is the spawner's (any Lua value at index ud_idx, kept with
- * the record). */
-susp_t *susp_new(lua_State *L, owner_t *o, int ud_idx, susp_ended_fn ended);
-/* The spawner's value given to susp_new, pushed. */
+/* The record's size: it lives in memory its spawner provides. */
+size_t susp_size(void);
+/* Makes a record in mem, susp_size() zeroed bytes inside the userdata at
+ * ud_idx (the spawner's value), with a new coroutine running the function at
+ * the top (popped), kept in user value uv of that userdata, which stays
+ * anchored until the coroutine ends.  o is L's owner. */
+susp_t *susp_new(lua_State *L, owner_t *o, int ud_idx, int uv, void *mem, susp_ended_fn ended);
+/* From the userdata's __gc: lets go of what the record holds. */
+void susp_free(void *mem);
+/* The spawner's userdata, pushed. */
 void susp_push_ud(lua_State *L, susp_t *s);
 /* Starts or resumes the coroutine with the nargs values at the top of L
  * (moved to it); returns when it waits, yields or ends. */

@@ -70,11 +70,11 @@ static int run_protected(lua_State *L) {
   int n = tr_decode(L, c->call, &pos, c->lightuserdata, err);
   if (n < 1) { out_text(c, OUT_TRANSFER, n < 0 ? err : "empty call"); return 0; }
   if (lua_pcall(L, n - 1, LUA_MULTRET, 2) == LUA_OK) {
-    tr_opts o = {c->lightuserdata, "result #%d", 0};
+    tr_opts o = {c->lightuserdata, "result #%d", 0, c->lightuserdata};
     if (tr_encode(L, 3, lua_gettop(L) - 2, c->out, &o, err)) c->outcome = OUT_VALUES;
     else out_text(c, OUT_TRANSFER, err);
   } else {
-    tr_opts o = {c->lightuserdata, "the error value", 0};
+    tr_opts o = {c->lightuserdata, "the error value", 0, 0};
     if (tr_encode(L, 3, 1, c->out, &o, err)) c->outcome = OUT_ERROR;
     else out_text(c, OUT_TRANSFER, err);
   }

@@ -1,8 +1,9 @@
 /* Entry points for the specs: _roundtrip copies values into a private
  * state and back, the way a task's values travel; _direct_arrays turns
- * the codec's direct access to array parts off and on, and _proto_cache
- * its use of prototypes, and _queue_fast a queue's short cuts, so that
- * specs run both paths. */
+ * the codec's direct access to array parts off and on, _adopt_arrays its
+ * handing of whole array parts between threads, _proto_cache its use of
+ * prototypes, and _queue_fast a queue's short cuts, so that specs run
+ * both paths. */
 #include <stdio.h>
 #include <stdlib.h>
 #include "lauxlib.h"
@@ -30,7 +31,7 @@ static int roundtrip_there(lua_State *W) {   /* runs protected in W */
   int got = tr_decode(W, r->m, &pos, 1, r->err);
   if (got < 0) return 0;
   msg_free(r->m);
-  tr_opts o = {1, "value #%d", 0};
+  tr_opts o = {1, "value #%d", 0, 1};
   r->ok = tr_encode(W, 2, got, r->m, &o, r->err);
   return 0;
 }
@@ -38,7 +39,7 @@ static int roundtrip_there(lua_State *W) {   /* runs protected in W */
 static int l_roundtrip(lua_State *L) {
   int n = lua_gettop(L);
   char err[TR_ERRLEN];
-  tr_opts o = {1, "argument #%d", 0};
+  tr_opts o = {1, "argument #%d", 0, 1};
   tr_msg *m = lua_newuserdatauv(L, sizeof *m, 0);   /* anchored at 1 */
   msg_init(m);
   luax_setclass(L, &msgbox_class);
@@ -77,6 +78,15 @@ static int l_direct_arrays(lua_State *L) {
   return 1;
 }
 
+/* _adopt_arrays(on) turns off or back on, for this process, a state's
+ * taking a slab's block as its table's array part (the copy then); returns
+ * whether it is on. */
+static int l_adopt_arrays(lua_State *L) {
+  if (!lua_isnone(L, 1)) ap_adopt_enable(lua_toboolean(L, 1));
+  lua_pushboolean(L, ap_adopt_enabled());
+  return 1;
+}
+
 /* _proto_cache(on) turns the codec's use of prototypes (one blob per
  * prototype on the sender, closure factories on the receiver) off or
  * back on for this process; returns whether it is on. */
@@ -107,6 +117,7 @@ void testhooks_open(lua_State *L) {
   static const luaL_Reg funcs[] = {
     {"_roundtrip", l_roundtrip},
     {"_direct_arrays", l_direct_arrays},
+    {"_adopt_arrays", l_adopt_arrays},
     {"_live_queues", l_live_queues},
     {"_proto_cache", l_proto_cache},
     {"_queue_fast", l_queue_fast},

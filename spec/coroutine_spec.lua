@@ -134,6 +134,49 @@ describe("futures.spawn", function()
     assert.equal("blocked", co())
   end)
 
+  it("also blocks in such a coroutine inside a spawned one, which goes on", function()
+    local ex <close> = futures.ThreadPoolExecutor(1)
+    local later = futures.Future()
+    local f = futures.spawn(function()
+      local co = coroutine.wrap(function() return ex:submit(function() return "blocked" end):result(LONG) end)
+      local inner = co()   -- blocked the thread: it did not suspend the spawned one
+      return inner, later:result()
+    end)
+    assert.is_false(f:done())   -- then suspended at its own wait
+    later:set_result("its own")
+    assert.same({ "blocked", "its own" }, { f:result(LONG) })
+  end)
+
+  it("suspends nested spawns each at its own waits", function()
+    local x, y = futures.Future(), futures.Future()
+    local steps, inner = {}, nil
+    local outer = futures.spawn(function()
+      inner = futures.spawn(function()
+        steps[#steps + 1] = "inner waits"
+        return x:result() * 10
+      end)
+      steps[#steps + 1] = "outer waits"   -- back in its own code after the inner one suspended
+      return y:result() + inner:result()
+    end)
+    assert.same({ "inner waits", "outer waits" }, steps)
+    y:set_result(1)   -- resumes the outer one, which then suspends on the inner one
+    assert.is_false(outer:done())
+    x:set_result(2)
+    assert.is_true(inner:done())
+    assert.same({ 21 }, { outer:result(LONG) })
+  end)
+
+  it("gets a clear error in a finalizer that runs after the library's own", function()
+    local out, ok = helpers.run_lua([[
+      local g = setmetatable({}, { __gc = function()
+        print("in the finalizer:", pcall(FUT.spawn, function() end))
+      end })
+      FUT = require "futures"
+    ]])
+    assert.is_true(ok, out)
+    helpers.contains(out, "in the finalizer:\tfalse\tfutures: the Lua state is closing")
+  end)
+
   it("counts resumptions in poll()", function()
     local ex <close> = futures.ThreadPoolExecutor(2)
     local g <close> = gate()

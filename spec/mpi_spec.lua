@@ -66,6 +66,8 @@ describe("MPIPoolExecutor", function()
       { "error_carries_worker_traceback", "an error carries the worker rank's traceback" },
       { "transfer_errors", "a userdata argument or result is a TransferError" },
       { "cancel_pending", "pending calls cancel; running ones do not" },
+      { "many_distinct_functions", "more distinct functions than a rank keeps: forgotten, sent again" },
+      { "window_earned_again", "after tiny calls, slow ones are not sent ahead behind running ones" },
       { "shutdown", "shutdown(true) waits for the work; submit then raises" },
     } do
       spec(c[2], function() check_case("pool.lua", c[1]) end)

@@ -99,8 +99,72 @@ for _, on in ipairs { true, false } do
           for i = 1, 1100 do
             local f = load(("local k = %d return function() return k end"):format(i))()
             fs[i] = ex:submit(f)
+            if i % 100 == 0 then collectgarbage() end   -- addresses reused past a wipe
           end
           for i = 1, 1100 do assert.equal(i, fs[i]:result()) end
+        end)
+
+        it("holds nothing that a sent function's upvalues hold", function()
+          local probe = setmetatable({}, { __mode = "v" })
+          local function send()
+            local big = { 1, 2, 3 }
+            probe[1] = big
+            return ex:submit(function() return #big end):result()
+          end
+          for _ = 1, 3 do assert.equal(3, send()) end
+          collectgarbage()
+          collectgarbage()
+          assert.is_nil(probe[1])
+        end)
+
+        it("leaves a sent closure's siblings capturing as before", function()
+          local function pair(start)
+            local n = start
+            return function(d) n = n + d; return n end, function() return n end
+          end
+          local bump, get = pair(1)
+          assert.equal(3, ex:submit(bump, 2):result())
+          assert.equal(1, ex:submit(get):result())
+          local bump2, get2 = pair(10)   -- made after the code was sent
+          assert.equal(11, bump2(1))
+          assert.equal(11, get2())
+          assert.equal(2, bump(1))
+          assert.equal(2, get())
+          assert.equal(12, ex:submit(bump2, 1):result())
+        end)
+
+        it("gives calls of code that cannot change its upvalues the values each sent", function()
+          -- A worker may give such a call the closure of an earlier one
+          -- that brought the same values; these look alike but are not.
+          local got = {}
+          local ks = table.pack(1, 1, 1.0, 1, 0.0, -0.0, 0.0, "a", "a", "b", false, nil, true)
+          for i = 1, ks.n do
+            local k = ks[i]
+            got[i] = ex:submit(function() return math.type(k) or type(k), k, k == 0 and 1 / k end)
+          end
+          local want = { { "integer", 1 }, { "integer", 1 }, { "float", 1.0 }, { "integer", 1 },
+            { "float", 0.0, math.huge }, { "float", -0.0, -math.huge }, { "float", 0.0, math.huge },
+            { "string", "a" }, { "string", "a" }, { "string", "b" }, { "boolean", false },
+            { "nil" }, { "boolean", true } }
+          for i, w in ipairs(want) do
+            local t, v, inv = got[i]:result()
+            assert.equal(w[1], t)
+            assert.equal(w[2], v)
+            if w[3] then assert.equal(w[3], inv) end
+          end
+        end)
+
+        it("gives each call its own upvalues when a function inside could change them", function()
+          local k = 1
+          local fs = {}
+          for i = 1, 20 do
+            fs[i] = ex:submit(function()
+              if speed_spec_bump then speed_spec_bump() end   -- an earlier call's, not ours
+              speed_spec_bump = function() k = k + 1 end
+              return k
+            end)
+          end
+          for i = 1, 20 do assert.equal(1, fs[i]:result()) end
         end)
 
         it("returns closures with upvalues made in the worker", function()

@@ -5,6 +5,7 @@ local futures = require "futures"
 local helpers = require "helpers"
 
 local LONG = helpers.LONG
+local core = require "futures.core"
 local gate, await_gate = helpers.gate, helpers.await_gate
 local raises, arg_error = helpers.raises, helpers.arg_error
 
@@ -68,6 +69,66 @@ describe("ThreadPoolExecutor", function()
     local ex
     setup(function() ex = futures.ThreadPoolExecutor(4) end)
     teardown(function() ex:shutdown() end)
+
+    -- Big arrays of numbers come back as one block the caller's table
+    -- takes over (the worker pays the copy); the outcome is decoded once.
+    describe("big arrays of numbers", function()
+      local function floats(n, k) local t = {} for i = 1, n do t[i] = i * k + 0.5 end return t end
+      for _, adopt in ipairs { true, false } do
+        it("come back whole, one result or several (" .. (adopt and "adopted" or "copied") .. ")", function()
+          local was = core._adopt_arrays()
+          finally(function() core._adopt_arrays(was) end)
+          core._adopt_arrays(adopt)
+          local one = ex:submit(floats, 30000, 2)
+          local two = ex:submit(function(n) return floats(n, 1), floats(n, 3), "tail" end, 20000)
+          local t = one:result(LONG)
+          assert.equal(t, one:result(LONG))
+          assert.equal(30000, #t)
+          assert.equal(60000.5, t[30000])
+          local a, b, tail = two:result(LONG)
+          assert.equal(20000.5, a[20000])
+          assert.equal(60000.5, b[20000])
+          assert.equal("tail", tail)
+          local again = { two:result(LONG) }
+          assert.equal(a, again[1])
+          assert.equal(b, again[2])
+          b[20001] = 1   -- grows like any table
+          assert.equal(20001, #b)
+        end)
+      end
+
+      it("are freed with a future nobody reads", function()
+        local fs = {}
+        for i = 1, 8 do fs[i] = ex:submit(floats, 50000, i) end
+        futures.wait(fs, LONG)
+        local heavy = collectgarbage("count")
+        fs = nil
+        collectgarbage()
+        collectgarbage()
+        assert.is_true(collectgarbage("count") < heavy + 100)
+      end)
+
+      it("keep the reason of a result that fails to decode after one", function()
+        local f = ex:submit(function(n)
+          package.preload.worker_only = function() return {} end
+          return { big = floats(n, 1), mod = require "worker_only" }
+        end, 10000)
+        local ok, e = pcall(f.result, f, LONG)
+        assert.is_false(ok)
+        assert.is_true(futures.TransferError:is(e), tostring(e))
+        assert.truthy(e.message:find("worker_only", 1, true), e.message)
+        assert.equal(e, f:exception(LONG))
+      end)
+
+      it("reach a done-callback and an error object", function()
+        local got = futures.Future()
+        local f = ex:submit(floats, 10000, 1)
+        f:add_done_callback(function(d) got:set_result(#d:result()) end)
+        assert.equal(10000, got:result(LONG))
+        local e = ex:submit(function(n) error(floats(n, 1)) end, 10000):exception(LONG)
+        assert.equal(10000.5, e[10000])
+      end)
+    end)
 
     it("runs callable tables", function()
       local callable = setmetatable({ base = 10 }, { __call = function(self, x) return self.base + x end })

@@ -264,16 +264,26 @@ describe("transfer", function()
   end)
 
   -- Arrays of numbers and booleans are read from and written into array
-  -- parts directly when the layout check passed; every case runs both ways.
-  for _, direct in ipairs({ true, false }) do
-    describe("arrays of numbers and booleans (direct access " .. (direct and "on" or "off") .. ")", function()
-      local was
+  -- parts directly when the layout check passed, and big ones cross as one
+  -- block that the receiving table adopts; every case runs each way.
+  local modes = { { direct = true, adopt = true, name = "direct access on, blocks adopted" },
+                  { direct = true, adopt = false, name = "direct access on, blocks copied" },
+                  { direct = false, adopt = false, name = "direct access off" } }
+  for _, mode in ipairs(modes) do
+    local direct = mode.direct
+    describe("arrays of numbers and booleans (" .. mode.name .. ")", function()
+      local was, was_adopt
       setup(function()
-        was = core._direct_arrays()
+        was, was_adopt = core._direct_arrays(), core._adopt_arrays()
         if direct then assert.is_true(was, "the layout check failed on this Lua") end
+        if mode.adopt then assert.is_true(was_adopt, "the adoption check failed on this Lua") end
         core._direct_arrays(direct)
+        core._adopt_arrays(mode.adopt)
       end)
-      teardown(function() core._direct_arrays(was) end)
+      teardown(function()
+        core._direct_arrays(was)
+        core._adopt_arrays(was_adopt)
+      end)
 
       -- Same keys, same values, same number subtypes (no cycles here);
       -- plain comparisons, an assertion only for what differs.
@@ -366,6 +376,47 @@ describe("transfer", function()
           if rng() < 0.3 then t.key = "v" end
           same(t, rt(t))
         end
+      end)
+
+      it("keep big arrays whole: holes, a hash part, a metatable, shared twice", function()
+        local t = setmetatable({ name = "big", [0] = 0.5 }, { __index = function() return "mt" end })
+        for i = 1, 20000 do t[i] = i % 5 == 0 and i or i % 5 == 1 and i + 0.25 or i % 5 == 2 end
+        t[17], t[19999] = nil, nil
+        local a, b, c = rt(t, t, { t })
+        same(t, a)
+        assert.equal(a, b)
+        assert.equal(a, c[1])
+        assert.equal("mt", a.missing)
+        assert.equal("big", a.name)
+      end)
+
+      it("send a big array with a string in it the usual way", function()
+        local t = {}
+        for i = 1, 10000 do t[i] = i + 0.5 end
+        t[5000] = "five thousand"
+        same(t, rt(t))
+      end)
+
+      it("give back big arrays that grow, shrink and are collected like any table", function()
+        local t = {}
+        for i = 1, 50000 do t[i] = i + 0.5 end
+        collectgarbage()
+        collectgarbage("stop")
+        local before = collectgarbage("count")
+        local c = rt(t)
+        local grew = collectgarbage("count") - before
+        collectgarbage("restart")
+        assert.is_true(grew >= 50000 * 16 / 1024, "the copy is counted: " .. grew .. " KB")
+        for i = 50001, 70000 do c[i] = i end
+        assert.equal(70000, #c)
+        assert.equal(50000.5, c[50000])
+        for i = 70000, 10, -1 do c[i] = nil end
+        assert.equal(9, #c)
+        c = nil
+        local heavy = collectgarbage("count")
+        collectgarbage()
+        collectgarbage()
+        assert.is_true(collectgarbage("count") < heavy - 500, "the copy is freed")
       end)
     end)
   end

@@ -13,7 +13,8 @@
  * stream being parsed.  Frames are the process pool's (wire.h), as one
  * byte stream per rank cut into MPI messages (mpisession.h has the tags).
  * Sends are MPI_Isend, one in flight per rank; receives are
- * MPI_Improbe + MPI_Mrecv from any rank, so probe and receive cannot race.
+ * MPI_Improbe + MPI_Mrecv from any rank (mpis_probe), so probe and receive
+ * cannot race.
  *
  * Dispatch: a rank with nothing in flight gets a call first; then each rank
  * gets up to its window.  The window follows the rank's measured time per
@@ -21,11 +22,18 @@
  * tiny ones), and drops to what is in flight while the call at its head
  * runs far longer than usual: no call waits behind a long one while a rank
  * is free.  A call sent ahead counts as running, as in the process pool.
+ * A call sent cannot be taken back (the process pool reclaims calls not
+ * started; a rank has no way to), so a rank that ran dry earns its window
+ * again, doubled with each result: slow calls after tiny ones are not all
+ * sent ahead to the first rank that asks.
  *
  * Waiting: MPI has nothing to block on together with a condition, so with
  * calls in flight the driver polls: it spins for SPIN seconds after the
  * last event, then naps on its own condition for a little longer each time
- * (up to NAP_MAX); a submit pokes it awake.  With nothing in flight it
+ * (up to NAP_MAX); a submit pokes it awake.  While no result is due yet
+ * (by the ranks' times per call) it does not spin and naps half the time
+ * left, up to NAP_LONG: on a machine the ranks fill, the driver's polls
+ * are CPU time the ranks' calls do not get.  With nothing in flight it
  * sleeps in pool_take like any pool worker.
  *
  * End: once the pool is shut down and the queue is drained, or the pool is
@@ -49,6 +57,7 @@
 #define SPIN 200e-6
 #define NAP_MIN 20e-6
 #define NAP_MAX 500e-6
+#define NAP_LONG 2e-3
 
 struct mpid_data {
   pthread_mutex_t mu;
@@ -64,14 +73,14 @@ typedef struct rankq {
   fut_t *inflight[WINDOW_MAX];
   int head, count;             /* ring of calls sent, in order */
   uint64_t next_id, first_id;  /* task id of the next call / of inflight[head] */
-  uint64_t *known;             /* blob ids this rank has been sent */
-  size_t nknown, capknown;
+  pdefs defs;                  /* the code blobs this rank holds (bounded) */
   tr_msg out;                  /* frames not yet handed to MPI */
   tr_msg sending;              /* bytes being sent; [sendoff, +sendlen) in flight */
   size_t sendoff, sendlen;
   MPI_Request req;
   tr_msg in;                   /* result bytes received, not yet parsed */
   double avg, mark;            /* seconds per call (EWMA); last result time */
+  int earned;                  /* window cap: 1 once it ran dry, doubled per result */
   int ready;                   /* READY in (or no initializer) */
   int stop;                    /* 1: to be sent STOP, 2: sent */
   int bye;
@@ -137,35 +146,11 @@ static void nap(mpid_data *d, double seconds) {
 
 /* ---------------------------------------------------------------- frames */
 
-static int known(rankq *q, uint64_t id) {
-  for (size_t i = 0; i < q->nknown; i++)
-    if (q->known[i] == id) return 1;
-  return 0;
-}
-
-static int remember(rankq *q, uint64_t id) {
-  if (q->nknown == q->capknown) {
-    size_t cap = q->capknown ? q->capknown * 2 : 16;
-    uint64_t *k = realloc(q->known, cap * sizeof *k);
-    if (!k) return 0;
-    q->known = k;
-    q->capknown = cap;
-  }
-  q->known[q->nknown++] = id;
-  return 1;
-}
-
-/* Queues DEF frames for the blobs the rank has not seen, then the call. */
+/* Queues the DEF frames for the blobs the rank lacks and the FORGET frame
+ * that keeps its set bounded (procdefs.c, as for a worker process), then
+ * the call. */
 static int put_call(rankq *q, int type, uint64_t id, const tr_msg *m) {
-  for (int i = 0; i < m->nblobs; i++) {
-    tr_blob *b = m->blobs[i];
-    if (known(q, b->id)) continue;
-    size_t s = fb->wire_begin(&q->out, W_DEF);
-    if (s == (size_t)-1 || !fb->tr_put_varint(&q->out, b->id) ||
-        !fb->wire_bytes(&q->out, b->code, b->len) || !remember(q, b->id))
-      return 0;
-    fb->wire_end(&q->out, s);
-  }
+  if (!fb->pdefs_send(&q->defs, &q->out, m)) return 0;
   size_t s = fb->wire_begin(&q->out, type);
   if (s == (size_t)-1) return 0;
   if (type == W_TASK && !fb->tr_put_varint(&q->out, id)) return 0;
@@ -261,6 +246,7 @@ static void take_results(driver *d, rankq *q) {
     double now = mpis_now(), dt = now - q->mark;
     q->mark = now;
     q->avg = q->avg > 0 ? 0.8 * q->avg + 0.2 * dt : dt;
+    q->earned = q->earned * 2 > WINDOW_MAX ? WINDOW_MAX : q->earned * 2;
     off += whole;
   }
   if (d->broken) { q->in.len = 0; return; }
@@ -274,11 +260,10 @@ static void take_results(driver *d, rankq *q) {
 static int pump_recvs(driver *d) {
   int any = 0;
   for (int k = 0; k < 64; k++) {
-    int flag, count;
+    int count;
     MPI_Message m;
     MPI_Status st;
-    MPI_Improbe(MPI_ANY_SOURCE, MPI_ANY_TAG, mpis.comm, &flag, &m, &st);
-    if (!flag) break;
+    if (!mpis_probe(MPI_ANY_SOURCE, &m, &st)) break;
     any = 1;
     MPI_Get_count(&st, MPI_BYTE, &count);
     rankq *q = st.MPI_SOURCE >= 1 && st.MPI_SOURCE <= d->n ? &d->r[st.MPI_SOURCE - 1] : NULL;
@@ -351,7 +336,8 @@ static int pump_sends(driver *d) {
 static int window(rankq *q) {
   if (q->avg <= 0 || q->avg > 0.005) return 1;
   double w = 0.002 / q->avg;
-  return w < 2 ? 2 : w > WINDOW_MAX ? WINDOW_MAX : (int)w;
+  int n = w < 2 ? 2 : w > WINDOW_MAX ? WINDOW_MAX : (int)w;
+  return n < q->earned ? n : q->earned;
 }
 
 static int room(rankq *q, double now) {
@@ -375,7 +361,12 @@ static void send_one(driver *d, rankq *q, fut_t *c) {
     fb->fut_fail_msg(c, OUT_BROKEN, d->why);
   } else {
     fb->msg_free(&c->msg);   /* the call is on its way */
-    if (q->count == 0) q->mark = mpis_now();
+    if (q->count == 0) {
+      /* Ran dry: the next calls may not be like the ones it timed (a map
+       * of slow calls after tiny ones), and calls sent ahead are committed. */
+      q->earned = 1;
+      q->mark = mpis_now();
+    }
     q->inflight[(q->head + q->count) % WINDOW_MAX] = c;
     q->count++;
     q->next_id++;
@@ -414,9 +405,32 @@ static int idle(driver *d) {
   return 1;
 }
 
+/* Seconds until the first result is due: the soonest of mark + avg over
+ * the ranks with calls in flight; 0 when one may come any time (its calls
+ * are not timed yet, or bytes still move). */
+static double due_in(driver *d, double now) {
+  double due = -1;
+  for (int i = 0; i < d->n; i++) {
+    rankq *q = &d->r[i];
+    if (q->out.len || q->sending.len || !q->ready) return 0;
+    if (q->count == 0) continue;
+    if (q->avg <= 0) return 0;
+    double t = q->mark + q->avg - now;
+    if (due < 0 || t < due) due = t;
+  }
+  return due > 0 ? due : 0;
+}
+
 static void wait_a_little(driver *d, mpis_backoff *b) {
   double now = mpis_now();
   if (b->since == 0) b->since = now;
+  double due = due_in(d, now);
+  if (due > NAP_MAX) {   /* no result soon: no spin, few wakes */
+    double t = due / 2;
+    b->delay = 0;
+    nap(d->md, t < NAP_MAX ? NAP_MAX : t > NAP_LONG ? NAP_LONG : t);
+    return;
+  }
   if (now - b->since < SPIN) { sched_yield(); return; }
   b->delay = b->delay == 0 ? NAP_MIN : b->delay * 2 > NAP_MAX ? NAP_MAX : b->delay * 2;
   nap(d->md, b->delay);
@@ -472,6 +486,7 @@ static void *driver_main(void *arg) {
     for (int i = 0; i < d.n; i++) {
       rankq *q = &d.r[i];
       q->rank = i + 1;
+      q->earned = 1;
       q->req = MPI_REQUEST_NULL;
       fb->msg_init(&q->out);
       fb->msg_init(&q->sending);
@@ -482,7 +497,7 @@ static void *driver_main(void *arg) {
     }
     run(&d);
     for (int i = 0; i < d.n; i++) {
-      free(d.r[i].known);
+      fb->pdefs_clear(&d.r[i].defs);
       fb->msg_free(&d.r[i].out);
       fb->msg_free(&d.r[i].sending);
       fb->msg_free(&d.r[i].in);

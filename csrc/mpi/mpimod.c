@@ -70,6 +70,13 @@ void mpis_idle(mpis_backoff *b, double spin, double cap) {
   nanosleep(&ts, NULL);
 }
 
+int mpis_probe(int source, MPI_Message *m, MPI_Status *st) {
+  int flag;
+  MPI_Improbe(source, MPI_ANY_TAG, mpis.comm, &flag, m, st);
+  if (!flag) MPI_Improbe(source, MPI_ANY_TAG, mpis.comm, &flag, m, st);
+  return flag;
+}
+
 int mpis_recv_append(MPI_Message *m, int count, tr_msg *buf) {
   if (count > 0 && !fb->msg_reserve(buf, (size_t)count)) return 0;
   MPI_Mrecv(count > 0 ? buf->data + buf->len : NULL, count, MPI_BYTE, m, MPI_STATUS_IGNORE);

@@ -2,7 +2,7 @@
  *
  * What a process worker does over its pipes (procworker.c), over MPI
  * messages from and to rank 0: read the frames of the stream (HELLO, DEF,
- * INIT, TASK), run each call in one fresh Lua state made from the HELLO
+ * FORGET, INIT, TASK), run each call in one fresh Lua state made from the HELLO
  * (rank 0's package paths), and stream RESULT frames back, in order.
  * Results wait while more calls are already here, so a window of calls
  * costs one message each way; they go out before the rank would wait for
@@ -24,47 +24,14 @@
 #define SPIN 1e-3
 #define NAP_MAX 1e-3
 
-/* Code blobs rank 0 defined, by its id.  (The same table as procworker.c's.) */
-typedef struct defs { uint64_t *ids; tr_blob **blobs; size_t n, cap; } defs;
-
-static tr_blob *def_find(defs *d, uint64_t id) {
-  for (size_t i = d->n; i-- > 0;)
-    if (d->ids[i] == id) return d->blobs[i];
-  return NULL;
-}
-
-static int def_add(defs *d, uint64_t id, const unsigned char *code, size_t len) {
-  if (d->n == d->cap) {
-    size_t cap = d->cap ? d->cap * 2 : 16;
-    uint64_t *ids = realloc(d->ids, cap * sizeof *ids);
-    if (!ids) return 0;
-    d->ids = ids;
-    tr_blob **blobs = realloc(d->blobs, cap * sizeof *blobs);
-    if (!blobs) return 0;
-    d->blobs = blobs;
-    d->cap = cap;
-  }
-  tr_blob *b = fb->tr_blob_new((const char *)code, len);
-  if (!b) return 0;
-  d->ids[d->n] = id;
-  d->blobs[d->n++] = b;
-  return 1;
-}
-
-static void defs_free(defs *d) {
-  for (size_t i = 0; i < d->n; i++) fb->tr_blob_unref(d->blobs[i]);
-  free(d->ids);
-  free(d->blobs);
-}
-
 /* A message whose blobs are named by rank 0's ids. */
-static int read_by_id(wire_rd *r, defs *d, tr_msg *m) {
+static int read_by_id(wire_rd *r, idmap *d, tr_msg *m) {
   uint64_t nb;
   if (!fb->wire_varint(r, &nb) || nb > (uint64_t)(r->end - r->p)) return 0;
   for (uint64_t i = 0; i < nb; i++) {
     uint64_t id;
     tr_blob *b;
-    if (!fb->wire_varint(r, &id) || !(b = def_find(d, id)) || fb->msg_add_blob(m, b) < 0) return 0;
+    if (!fb->wire_varint(r, &id) || !(b = fb->wdefs_find(d, id)) || fb->msg_add_blob(m, b) < 0) return 0;
   }
   size_t rest = (size_t)(r->end - r->p);
   if (!fb->msg_reserve(m, rest)) return 0;
@@ -109,11 +76,10 @@ static int read_frame(wio *x, int *type, wire_rd *r) {
     }
     MPI_Message m;
     MPI_Status st;
-    int flag, count;
+    int count;
     mpis_backoff bo = {0, 0};
     for (;;) {
-      MPI_Improbe(0, MPI_ANY_TAG, mpis.comm, &flag, &m, &st);
-      if (flag) break;
+      if (mpis_probe(0, &m, &st)) break;
       flush(x);   /* about to wait: results first */
       mpis_idle(&bo, SPIN, NAP_MAX);
     }
@@ -136,7 +102,7 @@ static void send_failed(wio *x, const char *why) {
   flush(x);
 }
 
-static int run_task(lua_State *L, wire_rd *r, defs *d, wio *x) {
+static int run_task(lua_State *L, wire_rd *r, idmap *d, wio *x) {
   tr_msg *out = &x->out;
   uint64_t taskid;
   tr_msg call, res;
@@ -188,7 +154,7 @@ static lua_State *hello(wire_rd *r, char *err, size_t errlen) {
 
 int mpiw_serve(char *err, size_t errlen) {
   wio x;
-  defs d = {0};
+  idmap d = {0};   /* rank 0's code blobs, by its ids: DEF adds, FORGET drops */
   wire_rd r;
   int type, rc, status = 0, failed = 0;
   char why[256];
@@ -213,7 +179,9 @@ int mpiw_serve(char *err, size_t errlen) {
       if (ok && !(L = hello(&r, why, sizeof why))) { send_failed(&x, why); failed = 1; }
     } else if (type == W_DEF) {
       uint64_t id;
-      ok = fb->wire_varint(&r, &id) && def_add(&d, id, r.p, (size_t)(r.end - r.p));
+      ok = fb->wire_varint(&r, &id) && fb->wdefs_add(&d, id, r.p, (size_t)(r.end - r.p));
+    } else if (type == W_FORGET) {
+      ok = fb->wdefs_forget(&d, &r);
     } else if (type == W_INIT && L) {
       tr_msg call;
       fb->msg_init(&call);
@@ -236,7 +204,7 @@ int mpiw_serve(char *err, size_t errlen) {
   flush(&x);
   send_empty(TAG_BYE);
   if (L) lua_close(L);
-  defs_free(&d);
+  fb->wdefs_free(&d);
   fb->msg_free(&x.in);
   fb->msg_free(&x.out);
   return status;

@@ -57,6 +57,12 @@ typedef struct mpis_backoff { double since, delay; } mpis_backoff;
 void mpis_idle(mpis_backoff *b, double spin, double cap);
 static inline void mpis_busy(mpis_backoff *b) { b->since = 0; b->delay = 0; }
 
+/* MPI_Improbe from source (or MPI_ANY_SOURCE) with any tag; 1 if a message
+ * was matched.  A miss probes once more: Open MPI matches before it makes
+ * progress, so what one probe's progress brings in only the next one sees,
+ * and a poller that naps between probes would see each message a nap late. */
+int mpis_probe(int source, MPI_Message *m, MPI_Status *st);
+
 /* Receives the probed message m (count bytes) onto the end of buf; 0 on OOM. */
 int mpis_recv_append(MPI_Message *m, int count, tr_msg *buf);
 

@@ -125,6 +125,36 @@ C.session("pool", nil, function(ex)
     assert(n >= 8, n .. " of 10 pending calls cancelled")
   end)
 
+  case("many_distinct_functions", function()
+    -- More distinct functions than a rank keeps (the set is bounded, as a
+    -- worker process's): the oldest are forgotten and sent again when used.
+    local fns = {}
+    for i = 1, 1300 do fns[i] = assert(load("return function(x) return x + " .. i .. " end"))() end
+    local fs = {}
+    for i = 1, 1300 do fs[i] = ex:submit(fns[i], 1) end
+    for i = 1, 1300 do assert(fs[i]:result(LONG) == i + 1, "call " .. i) end
+    for i = 1, 1300, 7 do assert(ex:submit(fns[i], 2):result(LONG) == i + 2, "again " .. i) end
+  end)
+
+  case("window_earned_again", function()
+    -- Tiny calls earn each rank a wide window; a rank that ran dry earns it
+    -- again, so the slow calls that follow are not sent ahead behind the
+    -- ones running (a call sent cannot be taken back from a rank).
+    local items = {}
+    for i = 1, 2000 do items[i] = i end
+    for _ in ex:map(function(x) return x end, items) do end
+    local g <close> = helpers.gate()
+    local a = ex:submit(helpers.await_gate, g.path)
+    local b = ex:submit(helpers.await_gate, g.path)
+    local c = ex:submit(helpers.await_gate, g.path)
+    helpers.wait_running(a)
+    helpers.wait_running(b)
+    local pending = c:cancel()
+    g.open()
+    assert(a:result(LONG) and b:result(LONG))
+    assert(pending, "the third call was sent ahead behind a running one")
+  end)
+
   case("shutdown", function()
     local f = ex:submit(function() require("futures").sleep(0.05); return "ran" end)
     ex:shutdown(true)
