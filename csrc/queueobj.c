@@ -174,7 +174,7 @@ static int try_op(lua_State *L, queue_t *q, int getting, queue_watch *w) {
   tr_msg *m = scratch(L);
   if (getting) return queue_get(q, m, w);
   char err[TR_ERRLEN];
-  tr_opts o = {1, "the value", 0};
+  tr_opts o = {1, "the value", 0, 0};
   if (!tr_encode_scalar(L, 2, m) && !tr_encode(L, 2, 1, m, &o, err)) {
     if (w) queue_unwatch(q, w);
     luax_error(L, LUAX_TRANSFER, err);
@@ -286,7 +286,7 @@ static int remote_op(lua_State *L, tr_blob *b, const queue_remote_ops *r, int ge
     return rc;
   }
   char err[TR_ERRLEN];
-  tr_opts o = {0, "the value", 0};
+  tr_opts o = {0, "the value", 0, 0};
   if (!tr_encode_scalar(L, 2, m) && !tr_encode(L, 2, 1, m, &o, err)) luax_error(L, LUAX_TRANSFER, err);
   int rc = r->put(L, b, m, deadline);
   msg_free(m);
