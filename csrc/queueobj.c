@@ -204,13 +204,17 @@ static int try_op(lua_State *L, queue_t *q, int getting, queue_watch *w) {
 #define SPIN_RIPE 2e-6
 #define SPIN_BACKOFF 256   /* pauses between polls, at most */
 
-static int spin_on = 1;
-void queueobj_spin_enable(int on) { spin_on = on; }
+static atomic_int spin_on = 1;
+void queueobj_spin_enable(int on) { atomic_store_explicit(&spin_on, on, memory_order_relaxed); }
 
 static int can_spin(void) {
-  static int cores;   /* a benign race: every thread computes the same */
-  if (!cores) cores = sysconf(_SC_NPROCESSORS_ONLN) > 1 ? 1 : -1;
-  return spin_on && cores > 0;
+  static atomic_int cores;   /* 0 not known yet; every thread finds the same */
+  int c = atomic_load_explicit(&cores, memory_order_relaxed);
+  if (!c) {
+    c = sysconf(_SC_NPROCESSORS_ONLN) > 1 ? 1 : -1;
+    atomic_store_explicit(&cores, c, memory_order_relaxed);
+  }
+  return atomic_load_explicit(&spin_on, memory_order_relaxed) && c > 0;
 }
 
 /* Tries again while the queue's atomics say it may go through, until

@@ -2,17 +2,18 @@
  * string): the very bytes tr_encode writes and tr_decode reads (codec.h,
  * THE FORMAT), without their per-call set-up.  A queue's stream of small
  * values goes through here. */
+#include <stdatomic.h>
 #include "lauxlib.h"
 #include "codec.h"
 
-static int enabled = 1;
+static atomic_int enabled = 1;   /* a test switch, read by every thread */
 
-void tr_scalar_enable(int on) { enabled = on; }
-int tr_scalar_enabled(void) { return enabled; }
+void tr_scalar_enable(int on) { atomic_store_explicit(&enabled, on, memory_order_relaxed); }
+int tr_scalar_enabled(void) { return atomic_load_explicit(&enabled, memory_order_relaxed); }
 
 int tr_encode_scalar(lua_State *L, int idx, tr_msg *m) {
   int t = lua_type(L, idx);
-  if (!enabled || (t != LUA_TNUMBER && t != LUA_TBOOLEAN && t != LUA_TSTRING)) return 0;
+  if (!tr_scalar_enabled() || (t != LUA_TNUMBER && t != LUA_TBOOLEAN && t != LUA_TSTRING)) return 0;
   size_t len = 0;
   const char *s = t == LUA_TSTRING ? lua_tolstring(L, idx, &len) : NULL;
   if (!msg_reserve(m, 12 + len)) luaL_error(L, "not enough memory");
@@ -45,7 +46,7 @@ int tr_encode_scalar(lua_State *L, int idx, tr_msg *m) {
 
 int tr_decode_scalar(lua_State *L, const tr_msg *m) {
   const unsigned char *p = m->data, *end = p + m->len;
-  if (!enabled || m->len < 2 || p[0] != 1) return 0;
+  if (!tr_scalar_enabled() || m->len < 2 || p[0] != 1) return 0;
   uint64_t v;
   switch (p[1]) {
     case T_FALSE: case T_TRUE:
