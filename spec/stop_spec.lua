@@ -239,10 +239,15 @@ for kind, new in pairs(pools) do
       local ex <close> = new { max_workers = 1, call_timeout = 0.3 }
       local f = ex:submit(busy, tmp)
       wait_started(tmp)
-      f:cancel(true)
-      assert.is_true(f:cancelled())
+      -- Whichever comes first ends the call (the stop, unless the machine
+      -- is slow enough, valgrind say, for the deadline to pass first), and
+      -- the other changes nothing.
+      local stopped = f:cancel(true)
+      assert.equal(stopped, f:cancelled())
+      if not stopped then assert.is_true(futures.TimeoutError:is(f:exception())) end
       futures.sleep(0.4)   -- past the deadline: nothing more happens to it
-      assert.is_true(f:cancelled())
+      assert.equal(stopped, f:cancelled())
+      assert.is_true(f:done())
       assert.equal(11, ex:submit(tiny, 11):result(LONG))
     end)
 
