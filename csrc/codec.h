@@ -49,6 +49,8 @@
  */
 #ifndef FUTURES_CODEC_H
 #define FUTURES_CODEC_H
+#include <stdint.h>
+#include <string.h>
 #include "lua.h"
 #include "transfer.h"
 
@@ -58,6 +60,26 @@ enum {
   U_ENV = 0x20, U_JOIN = 0x21
 };
 #define REF_MINSTR 32   /* shorter strings are cheaper to send again */
+
+/* Writers of a number's bytes at d, which has room (11 bytes: a float in 9,
+ * an integer as a zigzag varint after its tag); each returns the end.  The
+ * encoder and the scalar short cut (scalar.c) write through these, the
+ * decoders read integers back with unzigzag. */
+static inline unsigned char *put_int_at(unsigned char *d, lua_Integer i) {
+  uint64_t u = (uint64_t)i;
+  *d++ = T_INT;
+  return tr_varint_at(d, (u << 1) ^ (uint64_t)-(int64_t)(u >> 63));
+}
+
+static inline unsigned char *put_flt_at(unsigned char *d, double x) {
+  *d++ = T_FLT;
+  memcpy(d, &x, 8);
+  return d + 8;
+}
+
+static inline lua_Integer unzigzag(uint64_t v) {
+  return (lua_Integer)((v >> 1) ^ (uint64_t)-(int64_t)(v & 1));
+}
 
 /* ------------------------------------------------------------ codecctx.c */
 

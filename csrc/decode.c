@@ -46,10 +46,6 @@ static int getv(dec *d, uint64_t *v) {
 
 static size_t left(dec *d) { return (size_t)(d->end - d->p); }
 
-static lua_Integer unzigzag(uint64_t v) {
-  return (lua_Integer)((v >> 1) ^ (uint64_t)-(int64_t)(v & 1));
-}
-
 /* Pushes the value of ref r (1 <= r <= nrefs). */
 static void push_ref(dec *d, uint64_t r) {
   if (d->has_refs) lua_rawgeti(d->L, d->refs, (lua_Integer)r);

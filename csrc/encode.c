@@ -81,23 +81,6 @@ static void putv(enc *e, uint64_t v) {
 }
 static void putstr(enc *e, const char *s, size_t len) { putv(e, len); put(e, s, len); }
 
-/* Number bytes at d, which has room for 11: a float in 9 bytes, an
- * integer as a zigzag varint.  Return the end. */
-static unsigned char *put_int_at(unsigned char *d, lua_Integer i) {
-  uint64_t u = (uint64_t)i;
-  u = (u << 1) ^ (uint64_t)-(int64_t)(u >> 63);
-  *d++ = T_INT;
-  while (u >= 0x80) { *d++ = (unsigned char)(u | 0x80); u >>= 7; }
-  *d++ = (unsigned char)u;
-  return d;
-}
-
-static unsigned char *put_flt_at(unsigned char *d, double x) {
-  *d++ = T_FLT;
-  memcpy(d, &x, 8);
-  return d + 8;
-}
-
 static unsigned char *room(enc *e, size_t n) {
   if (e->m->cap - e->m->len < n && !msg_reserve(e->m, n)) luaL_error(e->L, "not enough memory");
   return e->m->data + e->m->len;

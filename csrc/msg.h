@@ -84,12 +84,16 @@ static inline void msg_put(tr_msg *m, const void *p, size_t n) {
 
 /* Varints (7 bits a byte, low first), for the codec and the pipe framing.
  * Inline: the decoder reads one per integer of an array. */
-static inline int tr_put_varint(tr_msg *m, uint64_t v) {
-  if (!msg_reserve(m, 10)) return 0;
-  unsigned char *d = m->data + m->len;
+/* Writes v at d, which has room for 10 bytes; returns the end. */
+static inline unsigned char *tr_varint_at(unsigned char *d, uint64_t v) {
   while (v >= 0x80) { *d++ = (unsigned char)(v | 0x80); v >>= 7; }
   *d++ = (unsigned char)v;
-  m->len = (size_t)(d - m->data);
+  return d;
+}
+
+static inline int tr_put_varint(tr_msg *m, uint64_t v) {
+  if (!msg_reserve(m, 10)) return 0;
+  m->len = (size_t)(tr_varint_at(m->data + m->len, v) - m->data);
   return 1;
 }
 

@@ -21,24 +21,15 @@ int tr_encode_scalar(lua_State *L, int idx, tr_msg *m) {
   *d++ = 1;   /* the count */
   if (t == LUA_TBOOLEAN) {
     *d++ = lua_toboolean(L, idx) ? T_TRUE : T_FALSE;
-  } else if (t == LUA_TSTRING || lua_isinteger(L, idx)) {
-    uint64_t u;
-    if (t == LUA_TSTRING) {
-      *d++ = T_STR;
-      u = len;
-    } else {
-      *d++ = T_INT;
-      u = (uint64_t)lua_tointeger(L, idx);
-      u = (u << 1) ^ (uint64_t)-(int64_t)(u >> 63);   /* zigzag */
-    }
-    while (u >= 0x80) { *d++ = (unsigned char)(u | 0x80); u >>= 7; }
-    *d++ = (unsigned char)u;
-    if (s) { memcpy(d, s, len); d += len; }
+  } else if (s) {
+    *d++ = T_STR;
+    d = tr_varint_at(d, len);
+    memcpy(d, s, len);
+    d += len;
+  } else if (lua_isinteger(L, idx)) {
+    d = put_int_at(d, lua_tointeger(L, idx));
   } else {
-    double x = lua_tonumber(L, idx);
-    *d++ = T_FLT;
-    memcpy(d, &x, 8);
-    d += 8;
+    d = put_flt_at(d, lua_tonumber(L, idx));
   }
   m->len = (size_t)(d - m->data);
   return 1;
@@ -56,7 +47,7 @@ int tr_decode_scalar(lua_State *L, const tr_msg *m) {
     case T_INT:
       p += 2;
       if (!tr_get_varint(&p, end, &v) || p != end) return 0;
-      lua_pushinteger(L, (lua_Integer)((v >> 1) ^ (uint64_t)-(int64_t)(v & 1)));
+      lua_pushinteger(L, unzigzag(v));
       return 1;
     case T_FLT: {
       double x;
