@@ -43,7 +43,7 @@ typedef struct enc {
   struct { void *id; lua_Integer at; } ups[ENC_UPS];
   int nups_inline;
   int const_root;   /* encoding a constant's own blob: its root is a table */
-  int slabs;        /* tr_opts.slabs, off inside a constant */
+  const slab_maker *slabs;   /* tr_opts.slabs, NULL inside a constant */
   tr_path path;
 } enc;
 
@@ -134,7 +134,7 @@ static int put_slab(enc *e, int idx, lua_Integer n) {
   size_t len;
   const ap_slot *a = ap_array(e->L, idx, &len);
   if (!a || (lua_Integer)len < n) return 0;
-  tr_blob *b = slab_copy(a, (size_t)n);
+  tr_blob *b = e->slabs->make(e->slabs->ctx, a, (size_t)n);
   if (!b) return 0;
   int bi = msg_add_blob(e->m, b);
   tr_blob_unref(b);   /* the message holds it now */

@@ -22,6 +22,9 @@ typedef struct tr_kind {
   void (*destroy)(tr_blob *b);          /* the last reference went: free what obj holds */
   int (*push)(struct lua_State *L, tr_blob *b);   /* the receiver's Lua value; 0 with no push on OOM */
   uint64_t (*wire_id)(tr_blob *b);      /* its id on the pipes: the parent process's */
+  /* An array in a worker's ring (slabring.h): its slots, wire_id its
+   * position.  NULL for a shared object. */
+  uint64_t (*wire_slots)(tr_blob *b);
 } tr_kind;
 
 /* The dumped bytecode of one Lua function prototype, or the encoded bytes

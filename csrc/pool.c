@@ -333,7 +333,7 @@ static int l_submit(lua_State *L) {
   fut_t *f = b->f;
   f->broken_kind = p->be->broken_kind;
   char err[TR_ERRLEN];
-  tr_opts o = {p->be->lightuserdata, "argument #%d", 1, 0};
+  tr_opts o = {p->be->lightuserdata, "argument #%d", 1, NULL};
   if (!tr_encode(L, 2, nvals, &f->msg, &o, err)) {
     luax_push_error(L, LUAX_TRANSFER, err);
     future_finish_local(L, -2, 1, 1, NULL);
@@ -510,7 +510,7 @@ pool_t *pool_push_new(lua_State *L, const pool_backend *be) {
       n += (int)len;
     }
     char err[TR_ERRLEN];
-    tr_opts opts = {be->lightuserdata, "initargs[%d]", 1, 0};
+    tr_opts opts = {be->lightuserdata, "initargs[%d]", 1, NULL};
     if (!tr_encode(L, top + 1, n, &p->conf.init, &opts, err)) luax_error(L, LUAX_TRANSFER, err);
     lua_settop(L, top);
     p->conf.has_init = 1;

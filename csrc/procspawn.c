@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "claim.h"
+#include "slabring.h"
 #include "procspawn.h"
 
 extern char **environ;
@@ -41,7 +42,7 @@ static int lack_of_resources(int e) {
   return e == EMFILE || e == ENFILE || e == EAGAIN || e == ENOMEM;
 }
 
-int spawn_worker(const char *path, int claim_fd, spawned *s, char *err, size_t errlen, int *resource) {
+int spawn_worker(const char *path, int claim_fd, int ring_fd, spawned *s, char *err, size_t errlen, int *resource) {
   int tp[2], rp[2];
   *resource = 0;
   /* posix_spawn may report a program that cannot run only as an exit
@@ -85,6 +86,7 @@ int spawn_worker(const char *path, int claim_fd, spawned *s, char *err, size_t e
   posix_spawn_file_actions_adddup2(&fa, tp[0], 3);
   posix_spawn_file_actions_adddup2(&fa, rp[1], 4);
   posix_spawn_file_actions_adddup2(&fa, claim_fd, CLAIM_FD);
+  if (ring_fd >= 0) posix_spawn_file_actions_adddup2(&fa, ring_fd, RING_FD);
   posix_spawnattr_init(&at);
   posix_spawnattr_setsigmask(&at, &intr);
   posix_spawnattr_setsigdefault(&at, &all);

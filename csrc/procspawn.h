@@ -12,7 +12,7 @@ typedef struct spawned { pid_t pid; int to, from; } spawned;
  * result pipe as fd 4 and claim_fd as CLAIM_FD (claim.h).  0 on failure with why in err; *resource is set
  * when the cause is a lack of descriptors or processes (EMFILE, ENFILE,
  * EAGAIN, ENOMEM): other workers may still run calls. */
-int spawn_worker(const char *path, int claim_fd, spawned *s, char *err, size_t errlen, int *resource);
+int spawn_worker(const char *path, int claim_fd, int ring_fd, spawned *s, char *err, size_t errlen, int *resource);
 
 /* Waits for pid to end (EINTR-safe); describes how into why (if not NULL). */
 void spawn_reap(pid_t pid, char *why, size_t len);

@@ -32,6 +32,7 @@
 #include "owner.h"
 #include "procdefs.h"
 #include "qremote.h"
+#include "slabring.h"
 #include "task.h"
 #include "transfer.h"
 #include "wire.h"
@@ -397,6 +398,10 @@ static int cannot_cross(tr_msg *res, char **tb, const char *why) {
   return OUT_TRANSFER;
 }
 
+/* How results' big arrays go: through the ring, if the parent made one. */
+static slab_maker ring_slabs;
+static const slab_maker *slabs;
+
 static int run_task(lua_State *L, wire_rd *r, idmap *d, io *x, claim_t *c, int *ran) {
   uint64_t taskid;
   tr_msg call, res;
@@ -413,7 +418,7 @@ static int run_task(lua_State *L, wire_rd *r, idmap *d, io *x, claim_t *c, int *
       atomic_store(&running_id, taskid);
       if (!stopped && atomic_load(&c->stop) == taskid) arm_stop();
     }
-    unsigned char outcome = (unsigned char)task_run(L, &call, &res, &tb, 0);
+    unsigned char outcome = (unsigned char)task_run_slabs(L, &call, &res, &tb, 0, slabs);
     if (stop_L) {
       atomic_store(&running_id, CLAIM_NONE);
       if (stopped) {
@@ -465,7 +470,9 @@ FUTURES_API int futures_worker_main(int argc, char **argv, void (*init)(lua_Stat
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() == 1) return 1;
   claim_t *claim = claim_open(CLAIM_FD);
-  closefrom(CLAIM_FD + 1);             /* nothing but our pipes and stdio */
+  slabring *ring = ring_open(RING_FD);
+  closefrom(RING_FD + 1);              /* nothing but our pipes, pages and stdio */
+  if (ring) ring_slabs = ring_maker(ring), slabs = &ring_slabs;
   if (!claim) return 2;
   /* A task's own children (os.execute, io.popen) must not hold our pipes:
    * the parent sees this process end by its result pipe closing. */
@@ -547,5 +554,6 @@ out:
   qr_end();
   wdefs_free(&d);
   claim_free(claim);
+  ring_free(ring);
   return status;
 }

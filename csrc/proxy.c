@@ -65,6 +65,7 @@
 #include "procspawn.h"
 #include "qserve.h"
 #include "proxy.h"
+#include "slabring.h"
 #include "transfer.h"
 #include "wire.h"
 
@@ -100,6 +101,7 @@ typedef struct proc {
   int to, from;                /* our ends: tasks out, results in */
   pdefs defs;                  /* the code blobs it holds */
   claim_t *claim;              /* which calls sent it has started */
+  slabring *ring;              /* its results' big arrays; NULL: none */
   long tasks_left;             /* before it retires; -1: never */
 } proc_t;
 
@@ -121,6 +123,7 @@ typedef struct proxy {
   pstop *ctl;                  /* NULL: its calls cannot be stopped */
   int look;                    /* woken by a stopper: look for stopped calls */
   int stopping;                /* a call in the window was stopped */
+  int short_of_memory;         /* a result's array could not be copied out */
   uint64_t stop_head;          /* the id of the oldest call, when it was seen stopped */
   double stop_since;           /* then (0: the oldest call is not stopped) */
 } proxy;
@@ -138,8 +141,12 @@ static int start_process(proxy *x, char *err, size_t errlen, int *resource) {
     snprintf(err, errlen, "cannot create the claim page for a worker: %s", strerror(errno));
     return 0;
   }
-  int started = spawn_worker(x->pd->worker_path, cfd, &s, err, errlen, resource);
+  int rfd = -1;
+  ring_free(x->pr.ring);
+  x->pr.ring = ring_create(&rfd);   /* without one, results come as values */
+  int started = spawn_worker(x->pd->worker_path, cfd, rfd, &s, err, errlen, resource);
   close(cfd);
+  if (rfd >= 0) close(rfd);
   if (!started) return 0;
   x->pr.pid = s.pid;
   x->pr.to = s.to;
@@ -200,6 +207,17 @@ static void fail_inflight(proxy *x, const char *why) {
   }
 }
 
+/* What a RESULT frame may name besides code: a queue, an array in the ring. */
+static tr_blob *named_queue(void *ctx, uint64_t id) { return qs_resolve(&((proxy *)ctx)->qs, id); }
+
+static tr_blob *named_array(void *ctx, uint64_t pos, uint64_t slots) {
+  proxy *x = ctx;
+  int bad;
+  tr_blob *b = x->pr.ring ? ring_take(x->pr.ring, pos, slots, &bad) : NULL;
+  if (!b && x->pr.ring && !bad) x->short_of_memory = 1;
+  return b;
+}
+
 /* Handles the frames read so far; 0 on a malformed or FAILED frame. */
 static int take_results(proxy *x, char *why, size_t len) {
   size_t off = 0;
@@ -231,10 +249,15 @@ static int take_results(proxy *x, char *why, size_t len) {
       return 0;
     }
     int outcome = *r.p++;
-    if (!wire_getstr(&r, &tb, &tblen) || !wire_read_inline_q(&r, &m, qs_resolve, &x->qs)) {
+    x->short_of_memory = 0;
+    if (!wire_getstr(&r, &tb, &tblen) || !wire_read_inline_q(&r, &m, &(wire_resolver){named_queue, named_array, x})) {
       msg_free(&m);
-      snprintf(why, len, "the worker sent a malformed frame");
-      return 0;
+      if (!x->short_of_memory) {
+        snprintf(why, len, "the worker sent a malformed frame");
+        return 0;
+      }
+      outcome = OUT_TRANSFER, tblen = 0;   /* this call fails, the pool goes on */
+      if (!tr_encode_string(&m, "not enough memory for the result", 32)) return !snprintf(why, len, "not enough memory");
     }
     fut_t *f = x->inflight[x->head];
     x->head = (x->head + 1) % WINDOW_MAX;
@@ -566,6 +589,7 @@ void *proxy_main(void *arg) {
   reap(&x, NULL, 0);
   pdefs_clear(&x.pr.defs);
   claim_free(x.pr.claim);
+  ring_free(x.pr.ring);
   if (x.ctl) ps_unref(x.ctl);
   msg_free(&x.out);
   msg_free(&x.in);

@@ -121,7 +121,7 @@ static int r_get(lua_State *L, tr_blob *b, tr_msg *out, double deadline) {
   wire_end(&f[0], st);
   wire_rd r;
   int rc = request(L, &f[0], reqid, &f[1], &r);
-  if (rc == QUEUE_OK && !wire_read_inline_q(&r, out, resolve, NULL)) fail(L);
+  if (rc == QUEUE_OK && !wire_read_inline_q(&r, out, &(wire_resolver){resolve, NULL, NULL})) fail(L);
   lua_pop(L, 1);
   return rc;
 }
@@ -191,7 +191,8 @@ tr_blob *qr_blob(uint64_t id) {
 
 int qr_msg_ok(const tr_msg *m) {
   for (int i = 0; i < m->nblobs; i++)
-    if (m->blobs[i]->kind && m->blobs[i]->kind != &queueobj_remote_kind) return 0;
+    if (m->blobs[i]->kind && m->blobs[i]->kind != &queueobj_remote_kind && !m->blobs[i]->kind->wire_slots)
+      return 0;   /* a queue of this process: only arrays in the ring may cross too */
   return 1;
 }
 

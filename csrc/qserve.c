@@ -193,7 +193,7 @@ int qs_frame(qserve *s, int type, wire_rd *r, tr_msg *out) {
   if (type == W_QPUT) {
     unsigned char sync = r->p < r->end ? *r->p++ : 2;
     q->sync = sync;
-    ok = sync < 2 && wire_double(r, &t) && wire_read_inline_q(r, &q->msg, qs_resolve, s);
+    ok = sync < 2 && wire_double(r, &t) && wire_read_inline_q(r, &q->msg, &(wire_resolver){qs_resolve, NULL, s});
   } else if (type == W_QGET) {
     ok = wire_double(r, &t);
   } else {

@@ -42,13 +42,13 @@ static void setup(lua_State *L);
 
 static uint64_t local_id(tr_blob *b) { return b->id; }
 
-static const tr_kind local_kind = {"queue", 1, local_destroy, push_blob, local_id};
+static const tr_kind local_kind = {"queue", 1, local_destroy, push_blob, local_id, NULL};
 
 static const queue_remote_ops *ops_of(tr_blob *b) { return *(const queue_remote_ops **)TR_BLOB_OBJ(b); }
 static void remote_destroy(tr_blob *b) { ops_of(b)->destroy(b); }
 static uint64_t remote_id(tr_blob *b) { return ops_of(b)->wire_id(b); }
 
-const tr_kind queueobj_remote_kind = {"queue", 0, remote_destroy, push_blob, remote_id};
+const tr_kind queueobj_remote_kind = {"queue", 0, remote_destroy, push_blob, remote_id, NULL};
 
 static const queue_remote_ops *remote_of(tr_blob *b) {
   return b->kind == &local_kind ? NULL : *(const queue_remote_ops **)TR_BLOB_OBJ(b);
@@ -174,7 +174,7 @@ static int try_op(lua_State *L, queue_t *q, int getting, queue_watch *w) {
   tr_msg *m = scratch(L);
   if (getting) return queue_get(q, m, w);
   char err[TR_ERRLEN];
-  tr_opts o = {1, "the value", 0, 0};
+  tr_opts o = {1, "the value", 0, NULL};
   if (!tr_encode_scalar(L, 2, m) && !tr_encode(L, 2, 1, m, &o, err)) {
     if (w) queue_unwatch(q, w);
     luax_error(L, LUAX_TRANSFER, err);
@@ -290,7 +290,7 @@ static int remote_op(lua_State *L, tr_blob *b, const queue_remote_ops *r, int ge
     return rc;
   }
   char err[TR_ERRLEN];
-  tr_opts o = {0, "the value", 0, 0};
+  tr_opts o = {0, "the value", 0, NULL};
   if (!tr_encode_scalar(L, 2, m) && !tr_encode(L, 2, 1, m, &o, err)) luax_error(L, LUAX_TRANSFER, err);
   int rc = r->put(L, b, m, deadline);
   msg_free(m);

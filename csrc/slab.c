@@ -15,20 +15,24 @@ static int slab_push(struct lua_State *L, tr_blob *b) { (void)L, (void)b; return
 
 static uint64_t slab_wire_id(tr_blob *b) { return b->id; }
 
-static const tr_kind slab_kind = {"array", 1, slab_destroy, slab_push, slab_wire_id};
+static const tr_kind slab_kind = {"array", 1, slab_destroy, slab_push, slab_wire_id, NULL};
 
-tr_blob *slab_copy(const ap_slot *a, size_t n) {
-  if (n == 0 || n > SLAB_MAX) return NULL;
-  ap_slot *s = malloc(n * sizeof *s);
-  if (!s) return NULL;
-  for (size_t i = 0; i < n; i++) {
-    unsigned char tt = a[i].tt;
-    if (tt != AP_FLT && tt != AP_INT && tt != AP_TRUE && tt != AP_FALSE && !AP_ISNIL(tt)) {
-      free(s);
-      return NULL;
-    }
+/* The type tags a slab may hold: numbers, booleans and nils. */
+static const unsigned char plain[256] = {
+  [AP_INT] = 1, [AP_FLT] = 1, [AP_FALSE] = 1, [AP_TRUE] = 1,
+  [0x00] = 1, [0x10] = 1, [0x20] = 1, [0x30] = 1,   /* nil, empty, absent key (AP_ISNIL) */
+};
+
+int slab_copy_plain(ap_slot *restrict d, const ap_slot *restrict s, size_t n) {
+  unsigned ok = 1;
+  for (size_t i = 0; i < n; i++) {   /* one pass: the check rides on the copy */
+    d[i] = s[i];
+    ok &= plain[d[i].tt];
   }
-  memcpy(s, a, n * sizeof *s);
+  return ok;
+}
+
+tr_blob *slab_of(ap_slot *s, size_t n) {
   tr_blob *b = tr_blob_new_obj(&slab_kind, sizeof(slab));
   if (!b) { free(s); return NULL; }
   slab *x = TR_BLOB_OBJ(b);
@@ -36,6 +40,16 @@ tr_blob *slab_copy(const ap_slot *a, size_t n) {
   x->n = n;
   return b;
 }
+
+static tr_blob *local_make(void *ctx, const ap_slot *a, size_t n) {
+  (void)ctx;
+  ap_slot *s = n > 0 && n <= SLAB_MAX ? malloc(n * sizeof *s) : NULL;
+  if (s && slab_copy_plain(s, a, n)) return slab_of(s, n);
+  free(s);
+  return NULL;
+}
+
+const slab_maker slab_local = {local_make, NULL};
 
 int slab_is(const tr_blob *b) { return b->kind == &slab_kind; }
 

@@ -9,6 +9,7 @@
 #include "lauxlib.h"
 #include "luax.h"
 #include "outcome.h"
+#include "slab.h"
 #include "task.h"
 #include "transfer.h"
 
@@ -17,6 +18,7 @@ typedef struct run_ctx {
   tr_msg *out;
   int outcome;
   int lightuserdata;
+  const slab_maker *slabs;
   char *traceback;   /* set by msgh */
 } run_ctx;
 
@@ -70,11 +72,11 @@ static int run_protected(lua_State *L) {
   int n = tr_decode(L, c->call, &pos, c->lightuserdata, err);
   if (n < 1) { out_text(c, OUT_TRANSFER, n < 0 ? err : "empty call"); return 0; }
   if (lua_pcall(L, n - 1, LUA_MULTRET, 2) == LUA_OK) {
-    tr_opts o = {c->lightuserdata, "result #%d", 0, c->lightuserdata};
+    tr_opts o = {c->lightuserdata, "result #%d", 0, c->slabs};
     if (tr_encode(L, 3, lua_gettop(L) - 2, c->out, &o, err)) c->outcome = OUT_VALUES;
     else out_text(c, OUT_TRANSFER, err);
   } else {
-    tr_opts o = {c->lightuserdata, "the error value", 0, 0};
+    tr_opts o = {c->lightuserdata, "the error value", 0, NULL};
     if (tr_encode(L, 3, 1, c->out, &o, err)) c->outcome = OUT_ERROR;
     else out_text(c, OUT_TRANSFER, err);
   }
@@ -82,8 +84,13 @@ static int run_protected(lua_State *L) {
 }
 
 int task_run(lua_State *L, const tr_msg *call, tr_msg *out, char **traceback, int lightuserdata) {
+  return task_run_slabs(L, call, out, traceback, lightuserdata, lightuserdata ? &slab_local : NULL);
+}
+
+int task_run_slabs(lua_State *L, const tr_msg *call, tr_msg *out, char **traceback, int lightuserdata,
+                   const slab_maker *slabs) {
   int top = lua_gettop(L);
-  run_ctx c = {call, out, OUT_TRANSFER, lightuserdata, NULL};
+  run_ctx c = {call, out, OUT_TRANSFER, lightuserdata, slabs, NULL};
   run_ctx *outer = running;
   running = &c;
   *traceback = NULL;

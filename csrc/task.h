@@ -10,6 +10,12 @@
  * OUT_ERROR, *traceback is a malloc'd traceback string or NULL.  Never
  * raises; leaves L's stack as it found it. */
 int task_run(lua_State *L, const tr_msg *call, tr_msg *out, char **traceback, int lightuserdata);
+/* The same, its results' big arrays made into blobs by `slabs` (slab.h;
+ * NULL: encoded as values).  task_run is this with slabs from malloc for a
+ * thread worker (lightuserdata 1), none otherwise. */
+struct slab_maker;
+int task_run_slabs(lua_State *L, const tr_msg *call, tr_msg *out, char **traceback, int lightuserdata,
+                   const struct slab_maker *slabs);
 
 /* Stopping a running call (cancel(true), call_timeout): task_stop_arm
  * sets a hook on L that raises futures.CancelledError at every Lua

@@ -11,6 +11,7 @@
 #include "luax.h"
 #include "queue.h"
 #include "queueobj.h"
+#include "slab.h"
 #include "proto.h"
 #include "testhooks.h"
 #include "transfer.h"
@@ -31,7 +32,7 @@ static int roundtrip_there(lua_State *W) {   /* runs protected in W */
   int got = tr_decode(W, r->m, &pos, 1, r->err);
   if (got < 0) return 0;
   msg_free(r->m);
-  tr_opts o = {1, "value #%d", 0, 1};
+  tr_opts o = {1, "value #%d", 0, &slab_local};
   r->ok = tr_encode(W, 2, got, r->m, &o, r->err);
   return 0;
 }
@@ -39,7 +40,7 @@ static int roundtrip_there(lua_State *W) {   /* runs protected in W */
 static int l_roundtrip(lua_State *L) {
   int n = lua_gettop(L);
   char err[TR_ERRLEN];
-  tr_opts o = {1, "argument #%d", 0, 1};
+  tr_opts o = {1, "argument #%d", 0, &slab_local};
   tr_msg *m = lua_newuserdatauv(L, sizeof *m, 0);   /* anchored at 1 */
   msg_init(m);
   luax_setclass(L, &msgbox_class);

@@ -23,8 +23,8 @@ typedef struct tr_opts {
   int lightuserdata;    /* may light userdata cross? (threads only) */
   const char *label;    /* printf format naming value #k: "argument #%d" */
   int first_is_function;/* value #1 is the task's function: "function" */
-  int slabs;            /* big arrays of numbers may go as slabs (slab.h):
-                         * a message to this process, decoded once */
+  const struct slab_maker *slabs;   /* big arrays of numbers may go as
+                         * slabs (slab.h), made so; NULL: never */
 } tr_opts;
 
 /* Appends a varint count and `n` values from the stack, starting at index

@@ -87,13 +87,19 @@ int wire_msg_tagged(tr_msg *b, const tr_msg *m) {
   return wire_bytes(b, m->data, m->len);
 }
 
+/* A blob that is not code: a zero length, then a queue as its id * 2, an
+ * array in the ring as its position * 2 + 1 and its slots. */
+static int put_kind(tr_msg *b, tr_blob *x) {
+  if (!tr_put_varint(b, 0)) return 0;
+  if (!x->kind->wire_slots) return tr_put_varint(b, x->kind->wire_id(x) * 2);
+  return tr_put_varint(b, x->kind->wire_id(x) * 2 + 1) && tr_put_varint(b, x->kind->wire_slots(x));
+}
+
 int wire_msg_inline(tr_msg *b, const tr_msg *m) {
   if (!tr_put_varint(b, (uint64_t)m->nblobs)) return 0;
   for (int i = 0; i < m->nblobs; i++) {
     tr_blob *x = m->blobs[i];
-    if (x->kind ? !tr_put_varint(b, 0) || !tr_put_varint(b, x->kind->wire_id(x))
-                : !wire_str(b, x->code, x->len))
-      return 0;
+    if (x->kind ? !put_kind(b, x) : !wire_str(b, x->code, x->len)) return 0;
   }
   return wire_bytes(b, m->data, m->len);
 }
@@ -105,18 +111,24 @@ int wire_double(wire_rd *r, double *v) {
   return 1;
 }
 
-int wire_read_inline(wire_rd *r, tr_msg *m) { return wire_read_inline_q(r, m, NULL, NULL); }
+int wire_read_inline(wire_rd *r, tr_msg *m) { return wire_read_inline_q(r, m, NULL); }
 
-int wire_read_inline_q(wire_rd *r, tr_msg *m, tr_blob *(*resolve)(void *ctx, uint64_t id), void *ctx) {
+/* The blob a zero length names (see put_kind); NULL if none can be had. */
+static tr_blob *get_kind(wire_rd *r, const wire_resolver *res) {
+  uint64_t v, n;
+  if (!res || !wire_varint(r, &v)) return NULL;
+  if (!(v & 1)) return res->queue ? res->queue(res->ctx, v >> 1) : NULL;
+  return res->array && wire_varint(r, &n) ? res->array(res->ctx, v >> 1, n) : NULL;
+}
+
+int wire_read_inline_q(wire_rd *r, tr_msg *m, const wire_resolver *res) {
   uint64_t nb;
   if (!wire_varint(r, &nb) || nb > (uint64_t)(r->end - r->p)) return 0;
   for (uint64_t i = 0; i < nb; i++) {
     const unsigned char *code;
     size_t len;
     if (!wire_getstr(r, &code, &len)) return 0;
-    uint64_t qid;
-    tr_blob *blob = len ? tr_blob_new((const char *)code, len)
-                  : resolve && wire_varint(r, &qid) ? resolve(ctx, qid) : NULL;
+    tr_blob *blob = len ? tr_blob_new((const char *)code, len) : get_kind(r, res);
     if (!blob) return 0;
     int ok = msg_add_blob(m, blob) >= 0;
     tr_blob_unref(blob);

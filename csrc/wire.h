@@ -32,7 +32,9 @@
  * Messages are the codec's encodings (codec.h); their code blobs travel by id one way
  * (the parent keeps a bounded set of blobs in each worker: procdefs.c) and inline the other.
  * A queue in a message travels as its id: in a TASK's blob list as an odd
- * number (code blobs are even: id * 2), inline as a zero length and the id.
+ * number (code blobs are even: id * 2), inline as a zero length and id * 2.
+ * A big array of a result travels in the ring (slabring.h): inline as a
+ * zero length, its position * 2 + 1 and its count of slots.
  */
 #ifndef FUTURES_WIRE_H
 #define FUTURES_WIRE_H
@@ -76,9 +78,15 @@ int wire_msg_tagged(tr_msg *b, const tr_msg *m);
 int wire_msg_inline(tr_msg *b, const tr_msg *m);
 /* Reads a message with inline blobs (new local blobs) from the rest of r. */
 int wire_read_inline(wire_rd *r, tr_msg *m);
-/* The same where a queue may be named: resolve gives it a new reference
- * (NULL: malformed). */
-int wire_read_inline_q(wire_rd *r, tr_msg *m, tr_blob *(*resolve)(void *ctx, uint64_t id), void *ctx);
+/* The same where a queue or an array in the ring may be named: each
+ * function gives its blob a new reference (NULL, or no function: the
+ * message cannot be read). */
+typedef struct wire_resolver {
+  tr_blob *(*queue)(void *ctx, uint64_t id);
+  tr_blob *(*array)(void *ctx, uint64_t pos, uint64_t slots);
+  void *ctx;
+} wire_resolver;
+int wire_read_inline_q(wire_rd *r, tr_msg *m, const wire_resolver *res);
 /* A double, 8 bytes host order (both ends are one host). */
 int wire_double(wire_rd *r, double *v);
 #endif

@@ -1,0 +1,133 @@
+/* The ring of big arrays between a worker process and its proxy; see
+ * slabring.h.  One memfd mapped by both: a header page with `released`,
+ * then RING_CAP bytes of slots.  The worker alone writes slots and moves
+ * its head; the proxy alone reads them and moves `released`. */
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include "slabring.h"
+
+#define RING_HEAD 4096                         /* the header page */
+#define RING_CAP ((uint64_t)SLAB_MAX * sizeof(ap_slot))   /* the biggest slab fits */
+#define RING_KEEP ((uint64_t)4 << 20)          /* past this, pages go back once read */
+#define RING_ALIGN 64
+
+typedef struct ring_head {
+  _Atomic uint64_t released;   /* positions below this may be written again */
+} ring_head;
+
+struct slabring {
+  ring_head *h;
+  unsigned char *data;
+  uint64_t head;               /* worker: the end of what it wrote */
+};
+
+/* What a worker's blob names: its slots in the ring. */
+typedef struct ring_ref { uint64_t pos, n; } ring_ref;
+
+static atomic_int enabled = 1;
+
+void ring_enable(int on) { atomic_store(&enabled, on); }
+int ring_enabled(void) { return atomic_load(&enabled); }
+
+static slabring *map_ring(int fd) {
+  slabring *r = calloc(1, sizeof *r);
+  void *p = r ? mmap(NULL, RING_HEAD + RING_CAP, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) : MAP_FAILED;
+  if (p == MAP_FAILED) { free(r); return NULL; }
+  r->h = p;
+  r->data = (unsigned char *)p + RING_HEAD;
+  return r;
+}
+
+slabring *ring_create(int *fd) {
+  if (!ring_enabled()) return NULL;
+  int f = memfd_create("futures-ring", MFD_CLOEXEC);
+  if (f < 0) return NULL;
+  int h = fcntl(f, F_DUPFD_CLOEXEC, 10);   /* away from the child's 0..6 */
+  close(f);
+  if (h < 0) return NULL;
+  slabring *r = ftruncate(h, (off_t)(RING_HEAD + RING_CAP)) == 0 ? map_ring(h) : NULL;
+  if (!r) { close(h); return NULL; }
+  *fd = h;
+  return r;
+}
+
+slabring *ring_open(int fd) {
+  if (fcntl(fd, F_GETFD) < 0) return NULL;   /* the parent made none */
+  slabring *r = map_ring(fd);
+  close(fd);
+  return r;
+}
+
+void ring_free(slabring *r) {
+  if (!r) return;
+  munmap(r->h, RING_HEAD + RING_CAP);
+  free(r);
+}
+
+/* ------------------------------------------------------------ worker */
+
+static void ref_destroy(tr_blob *b) { (void)b; }   /* its space goes back when the proxy read it */
+static int ref_push(struct lua_State *L, tr_blob *b) { (void)L, (void)b; return 0; }
+static uint64_t ref_pos(tr_blob *b) { return ((ring_ref *)TR_BLOB_OBJ(b))->pos; }
+static uint64_t ref_slots(tr_blob *b) { return ((ring_ref *)TR_BLOB_OBJ(b))->n; }
+
+static const tr_kind ref_kind = {"array", 0, ref_destroy, ref_push, ref_pos, ref_slots};
+
+static uint64_t bytes_of(uint64_t n) { return (n * sizeof(ap_slot) + RING_ALIGN - 1) / RING_ALIGN * RING_ALIGN; }
+
+/* Where `bytes` fit: at offset 0 of the next lap if that space is free
+ * (so the same first pages serve again and again), else right after the
+ * last array; UINT64_MAX if nowhere. */
+static uint64_t place(slabring *r, uint64_t bytes) {
+  uint64_t rel = atomic_load_explicit(&r->h->released, memory_order_acquire);
+  int idle = rel >= r->head;   /* nothing written is still unread */
+  uint64_t lap = (r->head + RING_CAP - 1) / RING_CAP * RING_CAP;
+  if (idle || lap + bytes <= rel + RING_CAP) return lap;
+  if (r->head % RING_CAP + bytes <= RING_CAP && r->head + bytes <= rel + RING_CAP) return r->head;
+  return UINT64_MAX;
+}
+
+static tr_blob *ring_make(void *ctx, const ap_slot *a, size_t n) {
+  slabring *r = ctx;
+  if (n == 0 || n > SLAB_MAX) return NULL;
+  uint64_t bytes = bytes_of(n), pos = place(r, bytes);
+  if (pos == UINT64_MAX) return NULL;
+  /* Into free space: until the head moves, nobody reads it. */
+  if (!slab_copy_plain((ap_slot *)(r->data + pos % RING_CAP), a, n)) return NULL;
+  tr_blob *b = tr_blob_new_obj(&ref_kind, sizeof(ring_ref));
+  if (!b) return NULL;
+  *(ring_ref *)TR_BLOB_OBJ(b) = (ring_ref){pos, n};
+  r->head = pos + bytes;
+  return b;
+}
+
+slab_maker ring_maker(slabring *r) { return (slab_maker){ring_make, r}; }
+
+/* ------------------------------------------------------------- proxy */
+
+/* Gives the whole pages of [off, end) past RING_KEEP back to the system. */
+static void drop_pages(slabring *r, uint64_t off, uint64_t end) {
+  uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+  uint64_t a = (off > RING_KEEP ? off : RING_KEEP) + page - 1, b = end / page * page;
+  a = a / page * page;
+  if (a < b) madvise(r->data + a, b - a, MADV_REMOVE);
+}
+
+tr_blob *ring_take(slabring *r, uint64_t pos, uint64_t n, int *bad) {
+  *bad = 1;
+  if (n == 0 || n > SLAB_MAX) return NULL;
+  uint64_t off = pos % RING_CAP, bytes = bytes_of(n);
+  if (off + bytes > RING_CAP) return NULL;
+  ap_slot *s = malloc(n * sizeof *s);
+  /* The worker may write on meanwhile: only the copy is checked and used. */
+  if (s && !slab_copy_plain(s, (const ap_slot *)(r->data + off), n)) { free(s); return NULL; }
+  *bad = 0;
+  drop_pages(r, off, off + bytes);
+  if (pos + bytes > atomic_load_explicit(&r->h->released, memory_order_relaxed))
+    atomic_store_explicit(&r->h->released, pos + bytes, memory_order_release);
+  return s ? slab_of(s, n) : NULL;
+}
