@@ -29,9 +29,11 @@ struct slabring {
 typedef struct ring_ref { uint64_t pos, n; } ring_ref;
 
 static atomic_int enabled = 1;
+static _Atomic uint64_t taken;   /* arrays proxies copied out, for tests */
 
 void ring_enable(int on) { atomic_store(&enabled, on); }
 int ring_enabled(void) { return atomic_load(&enabled); }
+uint64_t ring_taken(void) { return atomic_load_explicit(&taken, memory_order_relaxed); }
 
 static slabring *map_ring(int fd) {
   slabring *r = calloc(1, sizeof *r);
@@ -122,12 +124,14 @@ tr_blob *ring_take(slabring *r, uint64_t pos, uint64_t n, int *bad) {
   if (n == 0 || n > SLAB_MAX) return NULL;
   uint64_t off = pos % RING_CAP, bytes = bytes_of(n);
   if (off + bytes > RING_CAP) return NULL;
-  ap_slot *s = malloc(n * sizeof *s);
+  ap_slot *s = slab_alloc(n);
   /* The worker may write on meanwhile: only the copy is checked and used. */
   if (s && !slab_copy_plain(s, (const ap_slot *)(r->data + off), n)) { free(s); return NULL; }
   *bad = 0;
   drop_pages(r, off, off + bytes);
   if (pos + bytes > atomic_load_explicit(&r->h->released, memory_order_relaxed))
     atomic_store_explicit(&r->h->released, pos + bytes, memory_order_release);
-  return s ? slab_of(s, n) : NULL;
+  if (!s) return NULL;
+  atomic_fetch_add_explicit(&taken, 1, memory_order_relaxed);
+  return slab_of(s, n);
 }

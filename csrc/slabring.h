@@ -44,7 +44,8 @@ slab_maker ring_maker(slabring *r);
 tr_blob *ring_take(slabring *r, uint64_t pos, uint64_t n, int *bad);
 
 /* Turns the ring off or back on for workers started from now on (tests
- * compare it with the encoded path). */
+ * compare it with the encoded path); how many arrays came through rings. */
 void ring_enable(int on);
 int ring_enabled(void);
+uint64_t ring_taken(void);
 #endif

@@ -12,6 +12,7 @@
 #include "queue.h"
 #include "queueobj.h"
 #include "slab.h"
+#include "slabring.h"
 #include "proto.h"
 #include "testhooks.h"
 #include "transfer.h"
@@ -88,6 +89,17 @@ static int l_adopt_arrays(lua_State *L) {
   return 1;
 }
 
+/* _result_ring(on) turns off or back on, for worker processes started
+ * from now on, the ring their results' big arrays take (slabring.h);
+ * without it they are encoded as values.  Returns whether it is on, and
+ * how many arrays came through rings so far. */
+static int l_result_ring(lua_State *L) {
+  if (!lua_isnone(L, 1)) ring_enable(lua_toboolean(L, 1));
+  lua_pushboolean(L, ring_enabled());
+  lua_pushinteger(L, (lua_Integer)ring_taken());
+  return 2;
+}
+
 /* _proto_cache(on) turns the codec's use of prototypes (one blob per
  * prototype on the sender, closure factories on the receiver) off or
  * back on for this process; returns whether it is on. */
@@ -119,6 +131,7 @@ void testhooks_open(lua_State *L) {
     {"_roundtrip", l_roundtrip},
     {"_direct_arrays", l_direct_arrays},
     {"_adopt_arrays", l_adopt_arrays},
+    {"_result_ring", l_result_ring},
     {"_live_queues", l_live_queues},
     {"_proto_cache", l_proto_cache},
     {"_queue_fast", l_queue_fast},

@@ -308,18 +308,25 @@ describe("process pool faults", function()
 
     it("that writes a whole frame with a bad payload breaks the pool", function()
       clean_after(function()
-        local bodies = {
-          "printf '\\002\\000\\000\\000R\\377' >&4\nexec sleep 30",      -- bad varint
-          "printf '\\004\\000\\000\\000R\\007\\000\\000' >&4\nexec sleep 30",  -- wrong task id
-          "printf '\\001\\000\\000\\000T' >&4\nexec sleep 30",           -- a parent's type
-          "printf '\\000\\000\\000\\000' >&4\nexec sleep 30",            -- empty frame
-          "printf '\\377\\377\\377\\377R' >&4\nexec sleep 30",           -- absurd length
+        local FRAME = "the worker sent a malformed frame"
+        local cases = {   -- a worker's script, and what the error says
+          { "printf '\\002\\000\\000\\000R\\377' >&4", "malformed" },            -- bad varint
+          { "printf '\\004\\000\\000\\000R\\007\\000\\000' >&4", "malformed" },  -- wrong task id
+          { "printf '\\001\\000\\000\\000T' >&4", "malformed" },                 -- a parent's type
+          { "printf '\\000\\000\\000\\000' >&4", "malformed" },                  -- empty frame
+          { "printf '\\377\\377\\377\\377R' >&4", "malformed" },                 -- absurd length
+          -- results naming an array in the ring, which the proxy checks: of
+          -- no slots, past its end, and one whose slot holds a table's tag
+          { "printf '\\011\\000\\000\\000\\122\\000\\000\\000\\001\\000\\001\\000\\001' >&4", FRAME },
+          { "printf '\\015\\000\\000\\000\\122\\000\\000\\000\\001\\000\\341\\377\\377\\377\\001\\002\\001' >&4", FRAME },
+          { "printf '\\105' | dd of=/proc/self/fd/6 bs=1 seek=4104 conv=notrunc 2>/dev/null\n"
+            .. "printf '\\011\\000\\000\\000\\122\\000\\000\\000\\001\\000\\001\\001\\001' >&4", FRAME },
         }
-        for _, body in ipairs(bodies) do
-          local px = futures.ProcessPoolExecutor{ max_workers = 1, worker = worker(body) }
+        for _, case in ipairs(cases) do
+          local px = futures.ProcessPoolExecutor{ max_workers = 1, worker = worker(case[1] .. "\nexec sleep 30") }
           local f = px:submit(getpid)
           local e = raises(Broken, f.result, f, LONG)
-          contains(e.message, "malformed")
+          contains(e.message, case[2])
           px:shutdown()
         end
       end)

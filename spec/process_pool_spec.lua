@@ -6,6 +6,7 @@
 -- Faults (dying workers, garbage on the pipes) are in process_faults_spec.
 local futures = require "futures"
 local helpers = require "helpers"
+local core = require "futures.core"
 
 local LONG = helpers.LONG
 local gate, await_gate = helpers.gate, helpers.await_gate
@@ -174,6 +175,100 @@ describe("ProcessPoolExecutor", function()
       end, 500000):result(LONG)
       assert.equal(500000, #floats)
       assert.equal(500000.5, floats[500000])
+    end)
+
+    -- Big arrays of numbers in results reach the proxy through shared
+    -- memory (the ring) and come back as one block the caller's table
+    -- takes over; with the ring off they are encoded as values.
+    describe("big arrays of numbers", function()
+      local function arrays(n, k)
+        local f, i, b = {}, {}, {}
+        for j = 1, n do f[j], i[j], b[j] = j * k + 0.5, j * k, j % 3 == 0 end
+        b[7] = nil   -- a hole
+        return f, i, b, { n = n }
+      end
+      for _, ring in ipairs { true, false } do
+        local how = ring and "through the ring" or "as values"
+        local function pool(opts)
+          local was, before = core._result_ring()
+          core._result_ring(ring)   -- for the workers this pool starts
+          local p = futures.ProcessPoolExecutor(opts)
+          finally(function() core._result_ring(was); p:shutdown() end)
+          return p, function()   -- asserts the way the arrays came
+            local _, now = core._result_ring()
+            if ring then assert.is_true(now > before) else assert.equal(before, now) end
+          end
+        end
+
+        it("come back whole, several in one result, read twice (" .. how .. ")", function()
+          local p, came = pool(2)
+          local f = p:submit(arrays, 30000, 2)
+          local a, b, c, d = f:result(LONG)
+          assert.equal(30000, #a)
+          assert.equal(60000.5, a[30000])
+          assert.equal(math.type(b[30000]), "integer")
+          assert.equal(60000, b[30000])
+          assert.is_true(c[30000])
+          assert.is_false(c[29999])
+          assert.is_nil(c[7])
+          assert.same({ n = 30000 }, d)
+          local again = { f:result(LONG) }
+          assert.equal(a, again[1])
+          a[30001] = 1   -- grows like any table
+          assert.equal(30001, #a)
+          came()
+        end)
+
+        it("many in flight at once keep their values and order (" .. how .. ")", function()
+          local p, came = pool(2)
+          local n = 0
+          local ks = {}
+          for k = 1, 400 do ks[k] = k end
+          for k, t in p:map(function(k)
+            local t = {}
+            for j = 1, 5000 do t[j] = j + k end
+            return t
+          end, ks) do
+            n = n + 1
+            assert.equal(n, k)
+            assert.equal(5000, #t)
+            assert.equal(1 + k, t[1])
+            assert.equal(5000 + k, t[5000])
+          end
+          assert.equal(400, n)
+          came()
+        end)
+
+        it("outlive the worker that sent them (" .. how .. ")", function()
+          local p, came = pool { max_workers = 1, max_tasks_per_child = 1 }
+          local fs = {}
+          for k = 1, 6 do fs[k] = p:submit(arrays, 20000, k) end
+          for k = 1, 6 do assert.equal(20000 * k + 0.5, (fs[k]:result(LONG))[20000]) end
+          came()
+        end)
+      end
+
+      it("that hold a string or a table go as values", function()
+        local t = px:submit(function()
+          local t = {}
+          for j = 1, 10000 do t[j] = j end
+          t[5000] = "five thousand"
+          return t
+        end):result(LONG)
+        assert.equal("five thousand", t[5000])
+        assert.equal(10000, t[10000])
+      end)
+
+      it("are freed with a future nobody reads", function()
+        local fs = {}
+        for k = 1, 8 do fs[k] = px:submit(arrays, 50000, k) end
+        futures.wait(fs, LONG)
+        local heavy = collectgarbage("count")
+        fs = nil
+        collectgarbage()
+        collectgarbage()
+        assert.is_true(collectgarbage("count") < heavy + 100)
+      end)
     end)
 
     it("runs 3,000 tasks without losing one #slow", function()
