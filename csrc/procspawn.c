@@ -2,7 +2,8 @@
  *
  * Processes are spawned with posix_spawn (nothing runs between fork and
  * exec) from the worker program found next to core.so, with the task pipe
- * as fd 3, the result pipe as fd 4 and the claim page (claim.c) as fd 5; every descriptor of ours is
+ * as fd 3, the result pipe as fd 4, the claim page (claim.c) as fd 5 and
+ * the ring (slabring.c), if there is one, as fd 6; every descriptor of ours is
  * close-on-exec and the worker closes anything else it inherited.  The
  * child starts with default signal dispositions and SIGINT and the stop
  * signal (claim.h) blocked until it has set its own: a stop sent to a
@@ -87,6 +88,7 @@ int spawn_worker(const char *path, int claim_fd, int ring_fd, spawned *s, char *
   posix_spawn_file_actions_adddup2(&fa, rp[1], 4);
   posix_spawn_file_actions_adddup2(&fa, claim_fd, CLAIM_FD);
   if (ring_fd >= 0) posix_spawn_file_actions_adddup2(&fa, ring_fd, RING_FD);
+  else posix_spawn_file_actions_addclose(&fa, RING_FD);   /* a host's stray descriptor is no ring */
   posix_spawnattr_init(&at);
   posix_spawnattr_setsigmask(&at, &intr);
   posix_spawnattr_setsigdefault(&at, &all);

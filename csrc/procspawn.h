@@ -9,7 +9,8 @@
 typedef struct spawned { pid_t pid; int to, from; } spawned;
 
 /* Starts the worker program at path with the task pipe as fd 3, the
- * result pipe as fd 4 and claim_fd as CLAIM_FD (claim.h).  0 on failure with why in err; *resource is set
+ * result pipe as fd 4, claim_fd as CLAIM_FD (claim.h) and ring_fd, unless
+ * negative, as RING_FD (slabring.h).  0 on failure with why in err; *resource is set
  * when the cause is a lack of descriptors or processes (EMFILE, ENFILE,
  * EAGAIN, ENOMEM): other workers may still run calls. */
 int spawn_worker(const char *path, int claim_fd, int ring_fd, spawned *s, char *err, size_t errlen, int *resource);

@@ -3,8 +3,9 @@
  *
  * It reads frames (wire.h) from descriptor 3 and writes results to
  * descriptor 4, one task at a time, in order; descriptor 5 is the page on
- * which it claims each task before starting it (claim.c).  Its stdout
- * and stderr are the parent's; it ignores SIGINT (Ctrl-C is for the parent's wait) and
+ * which it claims each task before starting it (claim.c), and descriptor 6,
+ * if the parent made it, the ring its results' big arrays take (slabring.h).
+ * Its stdout and stderr are the parent's; it ignores SIGINT (Ctrl-C is for the parent's wait) and
  * SIGPIPE (a closed stdout fails the task's write, not the worker), handles
  * CLAIM_STOP_SIGNAL (SIGUSR1: stop the running call, see below), and dies
  * with its parent.  It exits 0 when the parent closes the task pipe or after

@@ -6,7 +6,8 @@
  * RUNNING (a call in the send-ahead window counts as running, as in
  * Python), writes them
  * as frames (wire.h) and reads results back in order, completing the
- * futures with the encoded outcome; the owning state decodes it.  The proxy
+ * futures with the encoded outcome; the owning state decodes it (big arrays
+ * come through the ring, slabring.h: the proxy copies them out).  The proxy
  * never blocks on one pipe while the other could stall: both ends are
  * non-blocking and it poll()s them together, so big arguments and big
  * results cannot deadlock.
@@ -71,6 +72,7 @@
 
 #define WINDOW_MAX 256
 #define RECLAIM_AFTER 0.003   /* seconds a call runs before those behind it move */
+#define MALFORMED "the worker sent a malformed frame"
 #define BROKEN_MSG "A process in the process pool was terminated abruptly while the future was running or pending."
 
 /* What a stopper needs of its proxy: a way to wake it. */
@@ -212,11 +214,13 @@ static tr_blob *named_queue(void *ctx, uint64_t id) { return qs_resolve(&((proxy
 
 static tr_blob *named_array(void *ctx, uint64_t pos, uint64_t slots) {
   proxy *x = ctx;
-  int bad;
+  int bad = 1;
   tr_blob *b = x->pr.ring ? ring_take(x->pr.ring, pos, slots, &bad) : NULL;
-  if (!b && x->pr.ring && !bad) x->short_of_memory = 1;
+  x->short_of_memory = !b && !bad;
   return b;
 }
+
+static int failing(char *why, size_t len, const char *s) { snprintf(why, len, "%s", s); return 0; }
 
 /* Handles the frames read so far; 0 on a malformed or FAILED frame. */
 static int take_results(proxy *x, char *why, size_t len) {
@@ -227,7 +231,7 @@ static int take_results(proxy *x, char *why, size_t len) {
     size_t plen, whole;
     int rc = wire_frame(x->in.data + off, x->in.len - off, &type, &payload, &plen, &whole);
     if (rc == 0) break;
-    if (rc < 0) { snprintf(why, len, "the worker sent a malformed frame"); return 0; }
+    if (rc < 0) return failing(why, len, MALFORMED);
     wire_rd r = {payload, payload + plen};
     if (type == W_QPUT || type == W_QGET || type == W_QINFO || type == W_QCLOSE || type == W_QDROP) {
       if (!qs_frame(&x->qs, type, &r, &x->out)) { snprintf(why, len, "the worker sent a malformed queue request"); return 0; }
@@ -244,20 +248,15 @@ static int take_results(proxy *x, char *why, size_t len) {
     tr_msg m;
     msg_init(&m);
     if (type != W_RESULT || !wire_varint(&r, &id) || x->count == 0 || id != x->ids[x->head] ||
-        r.p >= r.end || *r.p > OUT_TRANSFER) {
-      snprintf(why, len, "the worker sent a malformed frame");
-      return 0;
-    }
+        r.p >= r.end || *r.p > OUT_TRANSFER)
+      return failing(why, len, MALFORMED);
     int outcome = *r.p++;
     x->short_of_memory = 0;
     if (!wire_getstr(&r, &tb, &tblen) || !wire_read_inline_q(&r, &m, &(wire_resolver){named_queue, named_array, x})) {
       msg_free(&m);
-      if (!x->short_of_memory) {
-        snprintf(why, len, "the worker sent a malformed frame");
-        return 0;
-      }
+      if (!x->short_of_memory) return failing(why, len, MALFORMED);
       outcome = OUT_TRANSFER, tblen = 0;   /* this call fails, the pool goes on */
-      if (!tr_encode_string(&m, "not enough memory for the result", 32)) return !snprintf(why, len, "not enough memory");
+      if (!tr_encode_string(&m, "not enough memory for the result", 32)) return failing(why, len, "not enough memory");
     }
     fut_t *f = x->inflight[x->head];
     x->head = (x->head + 1) % WINDOW_MAX;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "slabring.h"
 
@@ -58,8 +59,9 @@ slabring *ring_create(int *fd) {
 }
 
 slabring *ring_open(int fd) {
-  if (fcntl(fd, F_GETFD) < 0) return NULL;   /* the parent made none */
-  slabring *r = map_ring(fd);
+  struct stat st;
+  if (fstat(fd, &st) != 0) return NULL;   /* the parent made none */
+  slabring *r = st.st_size == (off_t)(RING_HEAD + RING_CAP) ? map_ring(fd) : NULL;
   close(fd);
   return r;
 }
