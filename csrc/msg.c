@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "msg.h"
+#include "pages.h"
 
 static atomic_uint_fast64_t next_blob_id = 1;
 
@@ -84,6 +85,7 @@ int msg_reserve(tr_msg *m, size_t extra) {
   if (!d) return 0;
   m->data = d;
   m->cap = cap;
+  pages_prefault(d + m->len, extra);   /* a big copy comes */
   return 1;
 }
 

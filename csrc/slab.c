@@ -1,8 +1,7 @@
 /* Slabs: big arrays of numbers crossing between threads as one block. */
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
+#include "pages.h"
 #include "slab.h"
 
 typedef struct slab {
@@ -43,15 +42,9 @@ tr_blob *slab_of(ap_slot *s, size_t n) {
   return b;
 }
 
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23   /* Linux 5.14; older ones refuse it, harmlessly */
-#endif
-
 ap_slot *slab_alloc(size_t n) {
   ap_slot *s = malloc(n * sizeof *s);
-  uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), a = ((uintptr_t)s + page - 1) & ~(page - 1),
-            b = ((uintptr_t)(s + n)) & ~(page - 1);
-  if (s && a < b) madvise((void *)a, b - a, MADV_POPULATE_WRITE);
+  if (s) pages_prefault(s, n * sizeof *s);
   return s;
 }
 

@@ -18,8 +18,7 @@
 /* Copies n slots from s to d; returns whether they all hold numbers,
  * booleans or nils (the tag checked is the one written). */
 int slab_copy_plain(ap_slot *restrict d, const ap_slot *restrict s, size_t n);
-/* Room for n slots from malloc, its pages faulted in at once: one system
- * call instead of a page fault for every page of fresh memory. */
+/* Room for n slots from malloc, its pages faulted in at once (pages.h). */
 ap_slot *slab_alloc(size_t n);
 /* A slab made of the n slots at s (from malloc: the slab owns them now);
  * NULL if out of memory (s is freed). */

@@ -14,7 +14,7 @@ local LAYERS = {
   { "runtime", "suspend waiter fut owner queue" },
   { "workers", "task workerstate" },
   { "codec", "transfer codec encode decode scalar names funcs consts paths codecctx proto" },
-  { "base", "luax msg wire idmap clock arraypart slab slabring grow fifo outcome futures" },
+  { "base", "luax msg wire idmap clock arraypart pages slab slabring grow fifo outcome futures" },
 }
 local layer_of = {}
 for i, l in ipairs(LAYERS) do
