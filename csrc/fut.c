@@ -44,7 +44,7 @@ void fut_ref(fut_t *f) { atomic_fetch_add_explicit(&f->refs, 1, memory_order_rel
 
 void fut_unref(fut_t *f) {
   if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1) return;
-  msg_free(&f->msg);
+  msg_clear(&f->msg);
   free(f->traceback);
   owner_unref(f->cb_owner);
   free(f);

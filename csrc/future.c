@@ -273,7 +273,7 @@ static int single_result(lua_State *L, future_box *b) {
     lua_pushvalue(L, -1);
     lua_setiuservalue(L, 1, 1);
     b->single = 1;
-    msg_free(&f->msg);
+    msg_clear(&f->msg);   /* inline bytes, nearly always: no call */
     return 1;
   }
   lua_settop(L, top);
