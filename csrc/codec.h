@@ -106,6 +106,7 @@ enum {
 /* The context in the reserved stack slot idx, put there on first use
  * (*has says whether it is there yet). */
 int cx_in_slot(lua_State *L, int idx, int *has);
+void cx_push(lua_State *L);   /* pushes it */
 /* The C memory of the context at ctx: CX_FRONT_BYTES, zeroed when made,
  * for funcs.c's front slots; found without a table lookup. */
 #define CX_FRONT_BYTES 1024

@@ -114,7 +114,7 @@ static anchor *anchor_of(lua_State *L, int ctx) {
   return a;
 }
 
-/* push_ctx's way when the state is not the one remembered: the lookup by
+/* cx_push's way when the state is not the one remembered: the lookup by
  * k_ctx, then the state is remembered (unless it is closing). */
 static void find_ctx(lua_State *L, const void *reg) {
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &k_ctx) != LUA_TTABLE) {
@@ -131,7 +131,7 @@ static void find_ctx(lua_State *L, const void *reg) {
 }
 
 /* Pushes the context, made on first use. */
-static void push_ctx(lua_State *L) {
+void cx_push(lua_State *L) {
   const void *reg = lua_topointer(L, LUA_REGISTRYINDEX);
   if (reg == last.registry && last_alive()) lua_rawgeti(L, LUA_REGISTRYINDEX, last.a->ref);
   else find_ctx(L, reg);
@@ -146,7 +146,7 @@ void tr_open(lua_State *L) {
   }
   lua_pop(L, 1);
   cs_open(L);
-  push_ctx(L);
+  cx_push(L);
   lua_pop(L, 1);
 }
 
@@ -191,7 +191,7 @@ void cx_cache_put(lua_State *L, int ctx, int slot, uint64_t id) {
 }
 
 int cx_in_slot(lua_State *L, int idx, int *has) {
-  if (!*has) { push_ctx(L); lua_replace(L, idx); *has = 1; }
+  if (!*has) { cx_push(L); lua_replace(L, idx); *has = 1; }
   return idx;
 }
 

@@ -1,0 +1,87 @@
+/* The codec's short cut for a call: ex:submit(function(x) ... end, i).
+ * tr_encode's set-up (a stack check, three reserved slots, its walk's
+ * bookkeeping) costs more than such a call's bytes; here the function's
+ * blob comes from the same cache (fn_blob) and the bytes are those of
+ * codec.h's format, written as encode.c writes them: the count, LFUNC
+ * with its blob and an ENV for each upvalue, then each argument.  The
+ * function is the message's one ref, which neither side writes; strings
+ * long enough to get refs are left to tr_encode, so no REF can arise. */
+#include <string.h>
+#include "lauxlib.h"
+#include "callenc.h"
+#include "codec.h"
+
+/* Bytes an argument takes at most, or 0 if it is not one of the kinds
+ * this writes. */
+static size_t arg_room(lua_State *L, int idx) {
+  switch (lua_type(L, idx)) {
+    case LUA_TNIL: case LUA_TBOOLEAN: return 1;
+    case LUA_TNUMBER: return 11;
+    case LUA_TSTRING: {
+      size_t len = lua_rawlen(L, idx);
+      return len < REF_MINSTR ? 2 + len : 0;
+    }
+    default: return 0;
+  }
+}
+
+/* Whether every upvalue of the Lua function at f is _ENV (ENV, no value). */
+static int only_env(lua_State *L, int f, int nups) {
+  for (int i = 1; i <= nups; i++) {
+    const char *name = lua_getupvalue(L, f, i);
+    lua_pop(L, 1);
+    if (strcmp(name, "_ENV") != 0) return 0;
+  }
+  return 1;
+}
+
+/* The bytes are written here first, so that the message takes what they
+ * come to, not their bound: a small call stays in its inline bytes. */
+#define CALL_ROOM 256
+
+int tr_encode_call(lua_State *L, int first, int n, tr_msg *m) {
+  if (!tr_scalar_enabled() || n < 1 || lua_type(L, first) != LUA_TFUNCTION || lua_iscfunction(L, first))
+    return 0;
+  int nups = fn_nups(L, first);
+  size_t room = 31 + (size_t)nups;   /* count, LFUNC, blob, nups; an ENV each */
+  for (int k = 1; k < n; k++) {
+    size_t r = arg_room(L, first + k);
+    if (!r) return 0;
+    room += r;
+  }
+  if (room > CALL_ROOM || !only_env(L, first, nups)) return 0;
+  luaL_checkstack(L, 8, NULL);
+  cx_push(L);
+  tr_blob *b = fn_blob(L, lua_gettop(L), first);
+  lua_pop(L, 1);
+  int bi = msg_add_blob(m, b);
+  if (bi < 0) luaL_error(L, "not enough memory");
+  unsigned char buf[CALL_ROOM];
+  unsigned char *d = tr_varint_at(buf, (uint64_t)n);
+  *d++ = T_LFUNC;
+  d = tr_varint_at(d, (uint64_t)bi);
+  d = tr_varint_at(d, (uint64_t)nups);
+  for (int i = 1; i <= nups; i++) *d++ = U_ENV;
+  for (int k = 1; k < n; k++) {
+    int idx = first + k;
+    switch (lua_type(L, idx)) {
+      case LUA_TNIL: *d++ = T_NIL; break;
+      case LUA_TBOOLEAN: *d++ = lua_toboolean(L, idx) ? T_TRUE : T_FALSE; break;
+      case LUA_TNUMBER:
+        d = lua_isinteger(L, idx) ? put_int_at(d, lua_tointeger(L, idx)) : put_flt_at(d, lua_tonumber(L, idx));
+        break;
+      default: {
+        size_t len;
+        const char *s = lua_tolstring(L, idx, &len);
+        *d++ = T_STR;
+        d = tr_varint_at(d, len);
+        memcpy(d, s, len);
+        d += len;
+      }
+    }
+  }
+  size_t len = (size_t)(d - buf);
+  if (!msg_reserve(m, len)) luaL_error(L, "not enough memory");
+  msg_put(m, buf, len);
+  return 1;
+}
