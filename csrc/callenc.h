@@ -1,5 +1,5 @@
-/* The codec's short cut for a submitted call: a Lua function whose only
- * upvalue, if it has one, is _ENV, and scalar arguments.  Declared here,
+/* The codec's short cut for a submitted call: a Lua function whose
+ * upvalues are _ENV or scalars, and scalar arguments.  Declared here,
  * beside transfer.h, for the executors' submit. */
 #ifndef FUTURES_CALLENC_H
 #define FUTURES_CALLENC_H

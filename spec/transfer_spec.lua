@@ -796,9 +796,10 @@ describe("transfer", function()
   end)
 end)
 
--- A submitted call of a function with no upvalue but _ENV and scalar
--- arguments skips the encoder's set-up (csrc/callenc.c): the same bytes,
--- written by a second writer, so they are compared here byte for byte.
+-- A submitted call of a function whose upvalues are _ENV or scalars, with
+-- scalar arguments, skips the encoder's set-up (csrc/callenc.c): the same
+-- bytes, written by a second writer, so they are compared here byte for
+-- byte.
 describe("the short cut for a submitted call", function()
   local encode_call = core._encode_call
 
@@ -830,12 +831,23 @@ describe("the short cut for a submitted call", function()
       local _ENV = { print = print }   -- a local named _ENV still goes as ENV
       same_bytes(function() return print end, 1)
     end
+    local k, s, t, no, x = 1, "seven", true, nil, 0.25
+    same_bytes(function(y) return y + k end, 1)
+    same_bytes(function() return print, k, s, t, no, x end, "arg")
   end)
 
   it("leaves every other call to the encoder", function()
-    local k = 1
+    local t, long = {}, ("x"):rep(32)
     left_alone(print, 1)
-    left_alone(function() return k end, 1)
+    left_alone(function() return t end, 1)
+    left_alone(function() return long end, 1)
+    local a, b = 1, 2
+    local joined = function() return a, b end
+    debug.upvaluejoin(joined, 2, joined, 1)   -- the encoder writes a JOIN
+    left_alone(joined)
+    local u1, u2, u3, u4, u5, u6, u7, u8, u9 = 1, 2, 3, 4, 5, 6, 7, 8, 9
+    left_alone(function() return u1, u2, u3, u4, u5, u6, u7, u8, u9 end)   -- more than it takes
+    same_bytes(function() return u1, u2, u3, u4, u5, u6, u7, u8 end)
     left_alone(f, {})
     left_alone(f, ("x"):rep(32))   -- long enough to get a ref
     left_alone(f, f)
