@@ -94,7 +94,7 @@ enum {
   CTX_REFS,
   CTX_MTS,
   CTX_PROTOBLOB,    /* prototype address -> blob box, its keeper its user value (bounded) */
-  CTX_PROTOFRONT,   /* a few slots prototype address -> blob in front of it (funcs.c) */
+  CTX_ANCHOR,       /* the context's ref and C memory (codecctx.c) */
   CTX_FACTORY,      /* blob id -> its entry: closure factory, kept closure (bounded, funcs.c) */
   CTX_CONSTS,       /* constant table -> false, true (being encoded), blob (weak keys) */
   CTX_CONSTBYID,    /* origin blob id -> the constant of this state (weak values) */
@@ -106,6 +106,11 @@ enum {
 /* The context in the reserved stack slot idx, put there on first use
  * (*has says whether it is there yet). */
 int cx_in_slot(lua_State *L, int idx, int *has);
+void cx_push(lua_State *L);   /* pushes it */
+/* The C memory of the context at ctx: CX_FRONT_BYTES, zeroed when made,
+ * for funcs.c's front slots; found without a table lookup. */
+#define CX_FRONT_BYTES 1024
+void *cx_front(lua_State *L, int ctx);
 /* Takes a scratch table out of its slot (or makes one) onto the stack. */
 void cx_scratch_take(lua_State *L, int ctx, int slot);
 /* Empties the scratch table at idx (n entries: keys 1..n if `array`, else

@@ -2,13 +2,56 @@
  * of k_ctx (no string to intern on every call), whose slots (CTX_* in
  * codec.h) hold the caches of code blobs and names and the reusable
  * bookkeeping tables of the encoder and decoder.  A state's context is
- * touched only by the thread that owns the state, so nothing here locks. */
+ * touched only by the thread that owns the state, so nothing here locks.
+ *
+ * Every message looks its context up, and a light userdata key is a walk
+ * along the registry's hash part.  So each thread remembers the last state
+ * it found one for: by its registry's address, which names the state while
+ * it lives, and by the count of contexts closed so far, which tells it
+ * from a later state at the same address.  A hit reads the context at its
+ * luaL_ref, in the registry's array part.  The context's anchor (a
+ * userdata in CTX_ANCHOR) holds that ref and the context's C memory; its
+ * __gc, run as the state closes, counts one more closed context. */
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stddef.h>
 #include "lauxlib.h"
 #include "arraypart.h"
 #include "codec.h"
 #include "proto.h"
 
 static const char k_ctx;
+
+typedef struct anchor {
+  int ref;      /* the context's luaL_ref in the registry */
+  int closed;   /* finalized: its state is closing, so not to be remembered */
+} anchor;
+#define ANCHOR_MT "futures.ctxanchor"
+/* cx_front's memory: after the anchor, aligned as a userdata is. */
+#define FRONT_AT ((sizeof(anchor) + alignof(max_align_t) - 1) / alignof(max_align_t) * alignof(max_align_t))
+
+static atomic_ullong nclosed;   /* contexts finalized, in any thread: never wraps */
+
+typedef struct remembered {
+  const void *registry;   /* of the state remembered; NULL for none */
+  const void *ctx;        /* its context table */
+  anchor *a;              /* and its anchor */
+  unsigned long long nclosed;   /* nclosed when it was remembered */
+} remembered;
+/* Initial-exec: see task.c. */
+static _Thread_local remembered last __attribute__((tls_model("initial-exec")));
+
+static int anchor_gc(lua_State *L) {
+  anchor *a = luaL_checkudata(L, 1, ANCHOR_MT);
+  a->closed = 1;
+  atomic_fetch_add(&nclosed, 1);
+  return 0;
+}
+
+/* Whether the state remembered is still alive (and so its addresses its). */
+static int last_alive(void) {
+  return last.nclosed == atomic_load_explicit(&nclosed, memory_order_relaxed);
+}
 
 static int blob_gc(lua_State *L) {
   tr_blob **bp = luaL_checkudata(L, 1, BLOB_MT);
@@ -26,10 +69,23 @@ static void weak_table(lua_State *L, int ctx, int slot, const char *mode) {
   lua_rawseti(L, ctx, slot);
 }
 
-/* Pushes the context, made on first use. */
-static void push_ctx(lua_State *L) {
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &k_ctx) == LUA_TTABLE) return;
-  lua_pop(L, 1);
+/* With the context under construction at ctx: its anchor and its ref. */
+static void anchor_ctx(lua_State *L, int ctx) {
+  anchor *a = lua_newuserdatauv(L, FRONT_AT + CX_FRONT_BYTES, 0);
+  a->ref = LUA_NOREF;
+  a->closed = 0;
+  memset((char *)a + FRONT_AT, 0, CX_FRONT_BYTES);
+  if (luaL_newmetatable(L, ANCHOR_MT)) {
+    lua_pushcfunction(L, anchor_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  lua_rawseti(L, ctx, CTX_ANCHOR);
+  lua_pushvalue(L, ctx);
+  a->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+static void make_ctx(lua_State *L) {
   luaL_checkstack(L, 4, NULL);
   lua_createtable(L, CTX_SLOTS, 0);
   int ctx = lua_gettop(L);
@@ -46,8 +102,39 @@ static void push_ctx(lua_State *L) {
   weak_table(L, ctx, CTX_CONSTBYID, "v");
   lua_newtable(L);
   lua_rawseti(L, ctx, CTX_CONSTCACHE);
+  anchor_ctx(L, ctx);
   lua_pushvalue(L, ctx);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &k_ctx);
+}
+
+static anchor *anchor_of(lua_State *L, int ctx) {
+  lua_rawgeti(L, ctx, CTX_ANCHOR);
+  anchor *a = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return a;
+}
+
+/* cx_push's way when the state is not the one remembered: the lookup by
+ * k_ctx, then the state is remembered (unless it is closing). */
+static void find_ctx(lua_State *L, const void *reg) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &k_ctx) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    make_ctx(L);
+  }
+  unsigned long long n = atomic_load_explicit(&nclosed, memory_order_relaxed);
+  anchor *a = anchor_of(L, lua_gettop(L));
+  if (a->closed) return;
+  last.registry = reg;
+  last.ctx = lua_topointer(L, -1);
+  last.a = a;
+  last.nclosed = n;
+}
+
+/* Pushes the context, made on first use. */
+void cx_push(lua_State *L) {
+  const void *reg = lua_topointer(L, LUA_REGISTRYINDEX);
+  if (reg == last.registry && last_alive()) lua_rawgeti(L, LUA_REGISTRYINDEX, last.a->ref);
+  else find_ctx(L, reg);
 }
 
 void tr_open(lua_State *L) {
@@ -59,8 +146,13 @@ void tr_open(lua_State *L) {
   }
   lua_pop(L, 1);
   cs_open(L);
-  push_ctx(L);
+  cx_push(L);
   lua_pop(L, 1);
+}
+
+void *cx_front(lua_State *L, int ctx) {
+  anchor *a = lua_topointer(L, ctx) == last.ctx && last_alive() ? last.a : anchor_of(L, ctx);
+  return (char *)a + FRONT_AT;
 }
 
 void cx_push_blob(lua_State *L, tr_blob *b) {
@@ -99,7 +191,7 @@ void cx_cache_put(lua_State *L, int ctx, int slot, uint64_t id) {
 }
 
 int cx_in_slot(lua_State *L, int idx, int *has) {
-  if (!*has) { push_ctx(L); lua_replace(L, idx); *has = 1; }
+  if (!*has) { cx_push(L); lua_replace(L, idx); *has = 1; }
   return idx;
 }
 

@@ -38,24 +38,14 @@ static int dump_writer(lua_State *L, const void *p, size_t sz, void *ud) {
 /* The sender's prototype cache: prototype address -> a box of the blob
  * whose user value is a keeper (proto.h), bounded, in CTX_PROTOBLOB; the
  * keeper holds the prototype, so its address names it while the entry
- * lives.  In front of it, a few slots in C memory (CTX_PROTOFRONT), so
- * that a hit costs no table lookup; they borrow the entries' blobs and
- * are wiped with the table. */
-#define FRONT_SLOTS 64
+ * lives.  In front of it, a few slots in the context's C memory
+ * (cx_front), so that a hit costs no table lookup; they borrow the
+ * entries' blobs and are wiped with the table. */
 typedef struct { const void *p; tr_blob *b; } front_slot;
+#define FRONT_SLOTS (CX_FRONT_BYTES / sizeof(front_slot))
+_Static_assert((FRONT_SLOTS & (FRONT_SLOTS - 1)) == 0, "FRONT_SLOTS: a power of 2");
 
-static front_slot *front_slots(lua_State *L, int ctx) {
-  front_slot *s;
-  if (lua_rawgeti(L, ctx, CTX_PROTOFRONT) == LUA_TUSERDATA) {
-    s = lua_touserdata(L, -1);
-  } else {
-    s = lua_newuserdatauv(L, FRONT_SLOTS * sizeof *s, 0);
-    memset(s, 0, FRONT_SLOTS * sizeof *s);
-    lua_rawseti(L, ctx, CTX_PROTOFRONT);
-  }
-  lua_pop(L, 1);
-  return s;
-}
+static front_slot *front_slots(lua_State *L, int ctx) { return cx_front(L, ctx); }
 
 static front_slot *front_slot_of(front_slot *s, const void *p) {
   uintptr_t a = (uintptr_t)p;

@@ -267,12 +267,13 @@ static int single_result(lua_State *L, future_box *b) {
   char err[TR_ERRLEN];
   size_t pos = 0;
   int top = lua_gettop(L);
-  int n = tr_decode(L, &f->msg, &pos, !f->broken_kind, err);
+  /* A scalar skips the decoder's set-up: the same bytes, the same value. */
+  int n = tr_decode_scalar(L, &f->msg) ? 1 : tr_decode(L, &f->msg, &pos, !f->broken_kind, err);
   if (n == 1) {
     lua_pushvalue(L, -1);
     lua_setiuservalue(L, 1, 1);
     b->single = 1;
-    msg_free(&f->msg);
+    msg_clear(&f->msg);   /* inline bytes, nearly always: no call */
     return 1;
   }
   lua_settop(L, top);

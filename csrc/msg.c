@@ -70,8 +70,7 @@ void msg_free(tr_msg *m) {
   msg_init(m);
 }
 
-int msg_reserve(tr_msg *m, size_t extra) {
-  if (m->cap - m->len >= extra) return 1;
+int msg_grow(tr_msg *m, size_t extra) {
   if (extra > SIZE_MAX - m->len) return 0;  /* overflow */
   size_t cap = m->cap <= SIZE_MAX / 2 ? m->cap * 2 : SIZE_MAX;
   if (cap < m->len + extra) cap = m->len + extra;

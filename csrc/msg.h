@@ -75,7 +75,12 @@ static inline void msg_clear(tr_msg *m) {
   if (m->nblobs || m->data != m->inl || m->blobs != m->inlblobs) msg_free(m);
   else m->len = 0;
 }
-int msg_reserve(tr_msg *m, size_t extra);   /* 0 if out of memory */
+/* Room for `extra` more bytes; 0 if out of memory.  Inline: the encoder
+ * asks before every value, and there is room nearly always. */
+int msg_grow(tr_msg *m, size_t extra);
+static inline int msg_reserve(tr_msg *m, size_t extra) {
+  return m->cap - m->len >= extra || msg_grow(m, extra);
+}
 int msg_add_blob(tr_msg *m, tr_blob *b);    /* index, or -1; takes a ref */
 void msg_swap(tr_msg *a, tr_msg *b);        /* exchange contents */
 

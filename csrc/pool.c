@@ -36,6 +36,7 @@
 #include <unistd.h>
 #include "lauxlib.h"
 #include "clock.h"
+#include "callenc.h"
 #include "future.h"
 #include "grow.h"
 #include "pool.h"
@@ -334,7 +335,7 @@ static int l_submit(lua_State *L) {
   f->broken_kind = p->be->broken_kind;
   char err[TR_ERRLEN];
   tr_opts o = {p->be->lightuserdata, "argument #%d", 1, NULL};
-  if (!tr_encode(L, 2, nvals, &f->msg, &o, err)) {
+  if (!tr_encode_call(L, 2, nvals, &f->msg) && !tr_encode(L, 2, nvals, &f->msg, &o, err)) {
     luax_push_error(L, LUAX_TRANSFER, err);
     future_finish_local(L, -2, 1, 1, NULL);
     return 1;

@@ -1,5 +1,6 @@
 /* Entry points for the specs: _roundtrip copies values into a private
- * state and back, the way a task's values travel; _direct_arrays turns
+ * state and back, the way a task's values travel; _encode_call compares
+ * the encoder with its short cut for a call; _direct_arrays turns
  * the codec's direct access to array parts off and on, _adopt_arrays its
  * handing of whole array parts between threads, _proto_cache its use of
  * prototypes, and _queue_fast a queue's short cuts, so that specs run
@@ -8,6 +9,7 @@
 #include <stdlib.h>
 #include "lauxlib.h"
 #include "arraypart.h"
+#include "callenc.h"
 #include "luax.h"
 #include "queue.h"
 #include "queueobj.h"
@@ -23,6 +25,13 @@ static const luax_class msgbox_class = {"futures.msgbox", NULL};
 static int msgbox_gc(lua_State *L) {
   msg_free(luax_checkudata(L, 1, &msgbox_class));
   return 0;
+}
+
+static tr_msg *push_msgbox(lua_State *L) {
+  tr_msg *m = lua_newuserdatauv(L, sizeof *m, 0);
+  msg_init(m);
+  luax_setclass(L, &msgbox_class);
+  return m;
 }
 
 typedef struct roundtrip { tr_msg *m; char *err; int ok; } roundtrip;
@@ -42,9 +51,7 @@ static int l_roundtrip(lua_State *L) {
   int n = lua_gettop(L);
   char err[TR_ERRLEN];
   tr_opts o = {1, "argument #%d", 0, &slab_local};
-  tr_msg *m = lua_newuserdatauv(L, sizeof *m, 0);   /* anchored at 1 */
-  msg_init(m);
-  luax_setclass(L, &msgbox_class);
+  tr_msg *m = push_msgbox(L);   /* anchored at 1 */
   lua_insert(L, 1);
   if (!tr_encode(L, 2, n, m, &o, err)) return luax_error(L, LUAX_TRANSFER, err);
   char *path = ws_package_field(L, "path"), *cpath = ws_package_field(L, "cpath");
@@ -64,6 +71,25 @@ static int l_roundtrip(lua_State *L) {
   int got = tr_decode(L, m, &pos, 1, err);
   if (got < 0) return luax_error(L, LUAX_TRANSFER, err);
   return got;
+}
+
+/* _encode_call(fn, ...) -> the bytes tr_encode writes for its arguments,
+ * those its short cut for a call writes (tr_encode_call) or false if it
+ * takes none, and whether both name the same blobs. */
+static int l_encode_call(lua_State *L) {
+  int n = lua_gettop(L);
+  char err[TR_ERRLEN];
+  tr_opts o = {1, "argument #%d", 1, NULL};
+  tr_msg *full = push_msgbox(L), *fast = push_msgbox(L);
+  if (!tr_encode(L, 1, n, full, &o, err)) return luax_error(L, LUAX_TRANSFER, err);
+  int took = tr_encode_call(L, 1, n, fast);
+  lua_pushlstring(L, (const char *)full->data, full->len);
+  if (took) lua_pushlstring(L, (const char *)fast->data, fast->len);
+  else lua_pushboolean(L, 0);
+  int same = full->nblobs == fast->nblobs;
+  for (int i = 0; same && i < full->nblobs; i++) same = full->blobs[i] == fast->blobs[i];
+  lua_pushboolean(L, took && same);
+  return 3;
 }
 
 /* _live_queues() -> how many queues the process holds (a leak check). */
@@ -111,7 +137,8 @@ static int l_proto_cache(lua_State *L) {
 
 /* _queue_fast(on) turns a queue's short cuts off or back on for this
  * process: scalars through the codec's shortcut (tr_encode_scalar) and
- * spinning before a blocking wait; returns whether they are on. */
+ * spinning before a blocking wait; returns whether they are on.  A
+ * submitted call's short cut (tr_encode_call) goes with the first. */
 static int l_queue_fast(lua_State *L) {
   if (!lua_isnone(L, 1)) {
     tr_scalar_enable(lua_toboolean(L, 1));
@@ -129,6 +156,7 @@ void testhooks_open(lua_State *L) {
   lua_pop(L, 1);
   static const luaL_Reg funcs[] = {
     {"_roundtrip", l_roundtrip},
+    {"_encode_call", l_encode_call},
     {"_direct_arrays", l_direct_arrays},
     {"_adopt_arrays", l_adopt_arrays},
     {"_result_ring", l_result_ring},

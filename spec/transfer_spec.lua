@@ -795,3 +795,73 @@ describe("transfer", function()
     end
   end)
 end)
+
+-- A submitted call of a function whose upvalues are _ENV or scalars, with
+-- scalar arguments, skips the encoder's set-up (csrc/callenc.c): the same
+-- bytes, written by a second writer, so they are compared here byte for
+-- byte.
+describe("the short cut for a submitted call", function()
+  local encode_call = core._encode_call
+
+  local function same_bytes(...)
+    local full, fast, same_blobs = encode_call(...)
+    assert.is_string(fast, "the short cut took no call")
+    assert.equal(full, fast)
+    assert.is_true(same_blobs)
+  end
+
+  local function left_alone(...)
+    local full, fast = encode_call(...)
+    assert.is_string(full)
+    assert.is_false(fast)
+  end
+
+  local function f(x) return x end
+  local function g() return print end   -- _ENV, its one upvalue
+
+  it("writes the encoder's bytes", function()
+    same_bytes(f)
+    same_bytes(f, 1)
+    same_bytes(g, 0, -1, 127, 128, -65, math.maxinteger, math.mininteger)
+    same_bytes(f, 0.5, -0.0, 1 / 0, -1 / 0, 0 / 0, 2 ^ 53)
+    same_bytes(f, true, false, nil, nil)
+    same_bytes(g, "", "short", ("x"):rep(31), "a\0b")
+    same_bytes(function(...) return ... end, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16)
+    do
+      local _ENV = { print = print }   -- a local named _ENV still goes as ENV
+      same_bytes(function() return print end, 1)
+    end
+    local k, s, t, no, x = 1, "seven", true, nil, 0.25
+    same_bytes(function(y) return y + k end, 1)
+    same_bytes(function() return print, k, s, t, no, x end, "arg")
+  end)
+
+  it("leaves every other call to the encoder", function()
+    local t, long = {}, ("x"):rep(32)
+    left_alone(print, 1)
+    left_alone(function() return t end, 1)
+    left_alone(function() return long end, 1)
+    local a, b = 1, 2
+    local joined = function() return a, b end
+    debug.upvaluejoin(joined, 2, joined, 1)   -- the encoder writes a JOIN
+    left_alone(joined)
+    local u1, u2, u3, u4, u5, u6, u7, u8, u9 = 1, 2, 3, 4, 5, 6, 7, 8, 9
+    left_alone(function() return u1, u2, u3, u4, u5, u6, u7, u8, u9 end)   -- more than it takes
+    same_bytes(function() return u1, u2, u3, u4, u5, u6, u7, u8 end)
+    left_alone(f, {})
+    left_alone(f, ("x"):rep(32))   -- long enough to get a ref
+    left_alone(f, f)
+    local many = {}
+    for i = 1, 100 do many[i] = i * 1e9 end
+    left_alone(f, table.unpack(many))
+  end)
+
+  it("is off with the scalar short cuts", function()
+    local was = core._queue_fast()
+    core._queue_fast(false)
+    local ok, full, fast = pcall(encode_call, f, 1)
+    core._queue_fast(was)
+    assert.is_true(ok, full)
+    assert.is_false(fast)
+  end)
+end)

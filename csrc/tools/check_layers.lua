@@ -13,7 +13,7 @@ local LAYERS = {
   { "Lua API", "future wait spawn sysfuncs queueobj" },
   { "runtime", "suspend waiter fut owner queue" },
   { "workers", "task workerstate" },
-  { "codec", "transfer codec encode decode scalar names funcs consts paths codecctx proto" },
+  { "codec", "transfer callenc codec encode decode scalar names funcs consts paths codecctx proto" },
   { "base", "luax msg wire idmap clock arraypart pages slab slabring grow fifo outcome futures" },
 }
 local layer_of = {}
