@@ -174,4 +174,18 @@ function helpers.fd_count()
   return n
 end
 
+-- Asserts that 8 results of fn(size, k) that nobody reads go with their
+-- futures: the heap is back to what it was once they are collected.
+function helpers.unread_results_freed(ex, fn, size)
+  local fs = {}
+  for k = 1, 8 do fs[k] = ex:submit(fn, size, k) end
+  require("futures").wait(fs, helpers.LONG)
+  local heavy = collectgarbage("count")
+  fs = nil
+  collectgarbage()
+  collectgarbage()
+  local after = collectgarbage("count")
+  assert(after < heavy + 100, ("%.0f KB before, %.0f KB after"):format(heavy, after))
+end
+
 return helpers

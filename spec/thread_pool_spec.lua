@@ -98,14 +98,7 @@ describe("ThreadPoolExecutor", function()
       end
 
       it("are freed with a future nobody reads", function()
-        local fs = {}
-        for i = 1, 8 do fs[i] = ex:submit(floats, 50000, i) end
-        futures.wait(fs, LONG)
-        local heavy = collectgarbage("count")
-        fs = nil
-        collectgarbage()
-        collectgarbage()
-        assert.is_true(collectgarbage("count") < heavy + 100)
+        helpers.unread_results_freed(ex, floats, 50000)
       end)
 
       it("keep the reason of a result that fails to decode after one", function()
