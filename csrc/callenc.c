@@ -51,22 +51,20 @@ static unsigned char *put_scalar(lua_State *L, int idx, unsigned char *d) {
 
 static int is_env(const char *name) { return strcmp(name, "_ENV") == 0; }
 
-/* Bytes the upvalues of the Lua function at f take at most, or 0 if one
- * is not _ENV nor a scalar, or two are one (joined). */
-static size_t upvalues_room(lua_State *L, int f, int nups) {
+/* Pushes the upvalues of the Lua function at f (env[i - 1]: upvalue i
+ * is _ENV) and returns the bytes they take at most, or 0 if one is not
+ * _ENV nor a scalar, or two are one (joined: there must be two). */
+static size_t push_upvalues(lua_State *L, int f, int nups, int *env) {
   void *ids[CALL_UPS];
-  int nids = 0;
   size_t room = 1;
   for (int i = 1; i <= nups; i++) {
-    const char *name = lua_getupvalue(L, f, i);
-    size_t r = is_env(name) ? 1 : scalar_room(L, -1);
-    lua_pop(L, 1);
+    env[i - 1] = is_env(lua_getupvalue(L, f, i));
+    size_t r = env[i - 1] ? 1 : scalar_room(L, -1);
     if (!r) return 0;
     room += r;
-    if (is_env(name)) continue;
-    void *id = lua_upvalueid(L, f, i);
-    for (int k = 0; k < nids; k++) if (ids[k] == id) return 0;
-    ids[nids++] = id;
+    if (nups == 1 || env[i - 1]) continue;
+    ids[i - 1] = lua_upvalueid(L, f, i);
+    for (int k = 0; k < i - 1; k++) if (!env[k] && ids[k] == ids[i - 1]) return 0;
   }
   return room;
 }
@@ -83,9 +81,10 @@ int tr_encode_call(lua_State *L, int first, int n, tr_msg *m) {
     room += r;
   }
   if (room > CALL_ROOM) return 0;
-  size_t ups = upvalues_room(L, first, nups);
-  if (!ups || room + ups > CALL_ROOM) return 0;
-  luaL_checkstack(L, 8, NULL);
+  luaL_checkstack(L, CALL_UPS + 8, NULL);
+  int top = lua_gettop(L), env[CALL_UPS];
+  size_t ups = push_upvalues(L, first, nups, env);
+  if (!ups || room + ups > CALL_ROOM) { lua_settop(L, top); return 0; }
   cx_push(L);
   tr_blob *b = fn_blob(L, lua_gettop(L), first);
   lua_pop(L, 1);
@@ -97,10 +96,10 @@ int tr_encode_call(lua_State *L, int first, int n, tr_msg *m) {
   d = tr_varint_at(d, (uint64_t)bi);
   d = tr_varint_at(d, (uint64_t)nups);
   for (int i = 1; i <= nups; i++) {
-    if (is_env(lua_getupvalue(L, first, i))) *d++ = U_ENV;
-    else d = put_scalar(L, -1, d);
-    lua_pop(L, 1);
+    if (env[i - 1]) *d++ = U_ENV;
+    else d = put_scalar(L, top + i, d);
   }
+  lua_settop(L, top);
   for (int k = 1; k < n; k++) d = put_scalar(L, first + k, d);
   size_t len = (size_t)(d - buf);
   if (!msg_reserve(m, len)) luaL_error(L, "not enough memory");
