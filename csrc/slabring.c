@@ -1,6 +1,7 @@
 /* The ring of big arrays between a worker process and its proxy; see
  * slabring.h.  One memfd mapped by both: a header page with `released`,
- * then RING_CAP bytes of slots.  The worker alone writes slots and moves
+ * then the ring's bytes of slots (as many as the biggest slab needs;
+ * tests make smaller ones).  The worker alone writes slots and moves
  * its head; the proxy alone reads them and moves `released`. */
 #include <fcntl.h>
 #include <stdatomic.h>
@@ -12,7 +13,8 @@
 #include "slabring.h"
 
 #define RING_HEAD 4096                         /* the header page */
-#define RING_CAP ((uint64_t)SLAB_MAX * sizeof(ap_slot))   /* the biggest slab fits */
+#define RING_MAX ((uint64_t)SLAB_MAX * sizeof(ap_slot))   /* the biggest slab fits */
+#define RING_MIN ((uint64_t)1 << 16)
 #define RING_KEEP ((uint64_t)4 << 20)          /* past this, pages go back once read */
 #define RING_ALIGN 64
 
@@ -23,6 +25,7 @@ typedef struct ring_head {
 struct slabring {
   ring_head *h;
   unsigned char *data;
+  uint64_t cap;                /* bytes of slots, a multiple of RING_HEAD */
   uint64_t head;               /* worker: the end of what it wrote */
 };
 
@@ -30,18 +33,28 @@ struct slabring {
 typedef struct ring_ref { uint64_t pos, n; } ring_ref;
 
 static atomic_int enabled = 1;
+static _Atomic uint64_t cap_next = RING_MAX;   /* of rings made from now on */
 static _Atomic uint64_t taken;   /* arrays proxies copied out, for tests */
 
 void ring_enable(int on) { atomic_store(&enabled, on); }
 int ring_enabled(void) { return atomic_load(&enabled); }
 uint64_t ring_taken(void) { return atomic_load_explicit(&taken, memory_order_relaxed); }
 
-static slabring *map_ring(int fd) {
+uint64_t ring_set_size(uint64_t bytes) {
+  if (bytes) {
+    bytes = bytes < RING_MIN ? RING_MIN : bytes > RING_MAX ? RING_MAX : bytes / RING_HEAD * RING_HEAD;
+    atomic_store(&cap_next, bytes);
+  }
+  return atomic_load(&cap_next);
+}
+
+static slabring *map_ring(int fd, uint64_t cap) {
   slabring *r = calloc(1, sizeof *r);
-  void *p = r ? mmap(NULL, RING_HEAD + RING_CAP, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) : MAP_FAILED;
+  void *p = r ? mmap(NULL, RING_HEAD + cap, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) : MAP_FAILED;
   if (p == MAP_FAILED) { free(r); return NULL; }
   r->h = p;
   r->data = (unsigned char *)p + RING_HEAD;
+  r->cap = cap;
   return r;
 }
 
@@ -52,7 +65,8 @@ slabring *ring_create(int *fd) {
   int h = fcntl(f, F_DUPFD_CLOEXEC, 10);   /* away from the child's 0..6 */
   close(f);
   if (h < 0) return NULL;
-  slabring *r = ftruncate(h, (off_t)(RING_HEAD + RING_CAP)) == 0 ? map_ring(h) : NULL;
+  uint64_t cap = atomic_load(&cap_next);
+  slabring *r = ftruncate(h, (off_t)(RING_HEAD + cap)) == 0 ? map_ring(h, cap) : NULL;
   if (!r) { close(h); return NULL; }
   *fd = h;
   return r;
@@ -61,14 +75,16 @@ slabring *ring_create(int *fd) {
 slabring *ring_open(int fd) {
   struct stat st;
   if (fstat(fd, &st) != 0) return NULL;   /* the parent made none */
-  slabring *r = st.st_size == (off_t)(RING_HEAD + RING_CAP) ? map_ring(fd) : NULL;
+  uint64_t cap = st.st_size > RING_HEAD ? (uint64_t)st.st_size - RING_HEAD : 0;
+  int sized = cap >= RING_MIN && cap <= RING_MAX && cap % RING_HEAD == 0;   /* a ring's size */
+  slabring *r = sized ? map_ring(fd, cap) : NULL;
   close(fd);
   return r;
 }
 
 void ring_free(slabring *r) {
   if (!r) return;
-  munmap(r->h, RING_HEAD + RING_CAP);
+  munmap(r->h, RING_HEAD + r->cap);
   free(r);
 }
 
@@ -89,9 +105,10 @@ static uint64_t bytes_of(uint64_t n) { return (n * sizeof(ap_slot) + RING_ALIGN 
 static uint64_t place(slabring *r, uint64_t bytes) {
   uint64_t rel = atomic_load_explicit(&r->h->released, memory_order_acquire);
   int idle = rel >= r->head;   /* nothing written is still unread */
-  uint64_t lap = (r->head + RING_CAP - 1) / RING_CAP * RING_CAP;
-  if (idle || lap + bytes <= rel + RING_CAP) return lap;
-  if (r->head % RING_CAP + bytes <= RING_CAP && r->head + bytes <= rel + RING_CAP) return r->head;
+  uint64_t cap = r->cap, lap = (r->head + cap - 1) / cap * cap;
+  if (bytes > cap) return UINT64_MAX;
+  if (idle || lap + bytes <= rel + cap) return lap;
+  if (r->head % cap + bytes <= cap && r->head + bytes <= rel + cap) return r->head;
   return UINT64_MAX;
 }
 
@@ -101,7 +118,7 @@ static tr_blob *ring_make(void *ctx, const ap_slot *a, size_t n) {
   uint64_t bytes = bytes_of(n), pos = place(r, bytes);
   if (pos == UINT64_MAX) return NULL;
   /* Into free space: until the head moves, nobody reads it. */
-  if (!slab_copy_plain((ap_slot *)(r->data + pos % RING_CAP), a, n)) return NULL;
+  if (!slab_copy_plain((ap_slot *)(r->data + pos % r->cap), a, n)) return NULL;
   tr_blob *b = tr_blob_new_obj(&ref_kind, sizeof(ring_ref));
   if (!b) return NULL;
   *(ring_ref *)TR_BLOB_OBJ(b) = (ring_ref){pos, n};
@@ -124,8 +141,8 @@ static void drop_pages(slabring *r, uint64_t off, uint64_t end) {
 tr_blob *ring_take(slabring *r, uint64_t pos, uint64_t n, int *bad) {
   *bad = 1;
   if (n == 0 || n > SLAB_MAX) return NULL;
-  uint64_t off = pos % RING_CAP, bytes = bytes_of(n);
-  if (off + bytes > RING_CAP) return NULL;
+  uint64_t off = pos % r->cap, bytes = bytes_of(n);
+  if (off + bytes > r->cap) return NULL;
   ap_slot *s = slab_alloc(n);
   /* The worker may write on meanwhile: only the copy is checked and used. */
   if (s && !slab_copy_plain(s, (const ap_slot *)(r->data + off), n)) { free(s); return NULL; }

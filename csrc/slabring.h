@@ -48,4 +48,8 @@ tr_blob *ring_take(slabring *r, uint64_t pos, uint64_t n, int *bad);
 void ring_enable(int on);
 int ring_enabled(void);
 uint64_t ring_taken(void);
+/* The size of the rings made from now on (bytes of slots; 0: leave it),
+ * rounded to pages between 64 KiB and the default, for tests of a ring
+ * that fills up; returns it. */
+uint64_t ring_set_size(uint64_t bytes);
 #endif

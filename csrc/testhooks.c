@@ -115,15 +115,18 @@ static int l_adopt_arrays(lua_State *L) {
   return 1;
 }
 
-/* _result_ring(on) turns off or back on, for worker processes started
- * from now on, the ring their results' big arrays take (slabring.h);
- * without it they are encoded as values.  Returns whether it is on, and
- * how many arrays came through rings so far. */
+/* _result_ring(on, bytes) turns off or back on, for worker processes
+ * started from now on, the ring their results' big arrays take
+ * (slabring.h), and sets its size (bytes of slots; nil: leave it);
+ * without it they are encoded as values.  Returns whether it is on, how
+ * many arrays came through rings so far, and the size. */
 static int l_result_ring(lua_State *L) {
-  if (!lua_isnone(L, 1)) ring_enable(lua_toboolean(L, 1));
+  if (!lua_isnoneornil(L, 1)) ring_enable(lua_toboolean(L, 1));
+  uint64_t size = ring_set_size((uint64_t)luaL_optinteger(L, 2, 0));
   lua_pushboolean(L, ring_enabled());
   lua_pushinteger(L, (lua_Integer)ring_taken());
-  return 2;
+  lua_pushinteger(L, (lua_Integer)size);
+  return 3;
 }
 
 /* _proto_cache(on) turns the codec's use of prototypes (one blob per

@@ -248,6 +248,37 @@ describe("ProcessPoolExecutor", function()
         end)
       end
 
+      it("that find the ring full go as values, and the ring serves again", function()
+        local was, _, size = core._result_ring()
+        core._result_ring(true, 256 * 1024)   -- room for three arrays of 5,000 floats
+        local p = futures.ProcessPoolExecutor(1)
+        finally(function() core._result_ring(was, size); p:shutdown() end)
+        local function five(n)
+          local r = {}
+          for k = 1, 5 do
+            local t = {}
+            for j = 1, n do t[j] = j * k + 0.5 end
+            r[k] = t
+          end
+          return table.unpack(r)
+        end
+        for _ = 1, 3 do   -- each call's arrays are read before the next: the same room again
+          local _, before = core._result_ring()
+          local got = { p:submit(five, 5000):result(LONG) }
+          local _, after = core._result_ring()
+          assert.equal(3, after - before)   -- the first three fit, the other two went as values
+          for k = 1, 5 do
+            assert.equal(5000, #got[k])
+            assert.equal(k + 0.5, got[k][1])
+            assert.equal(5000 * k + 0.5, got[k][5000])
+          end
+        end
+        local _, before = core._result_ring()
+        local a = p:submit(arrays, 20000, 1):result(LONG)   -- bigger than the ring
+        assert.equal(20000.5, a[20000])
+        assert.equal(before, (select(2, core._result_ring())))
+      end)
+
       it("that hold a string or a table go as values", function()
         local t = px:submit(function()
           local t = {}
