@@ -32,23 +32,6 @@ static size_t scalar_room(lua_State *L, int idx) {
   }
 }
 
-static unsigned char *put_scalar(lua_State *L, int idx, unsigned char *d) {
-  switch (lua_type(L, idx)) {
-    case LUA_TNIL: *d++ = T_NIL; return d;
-    case LUA_TBOOLEAN: *d++ = lua_toboolean(L, idx) ? T_TRUE : T_FALSE; return d;
-    case LUA_TNUMBER:
-      return lua_isinteger(L, idx) ? put_int_at(d, lua_tointeger(L, idx)) : put_flt_at(d, lua_tonumber(L, idx));
-    default: {
-      size_t len;
-      const char *s = lua_tolstring(L, idx, &len);
-      *d++ = T_STR;
-      d = tr_varint_at(d, len);
-      memcpy(d, s, len);
-      return d + len;
-    }
-  }
-}
-
 static int is_env(const char *name) { return strcmp(name, "_ENV") == 0; }
 
 /* Pushes the upvalues of the Lua function at f (env[i - 1]: upvalue i
@@ -97,10 +80,10 @@ int tr_encode_call(lua_State *L, int first, int n, tr_msg *m) {
   d = tr_varint_at(d, (uint64_t)nups);
   for (int i = 1; i <= nups; i++) {
     if (env[i - 1]) *d++ = U_ENV;
-    else d = put_scalar(L, top + i, d);
+    else d = put_scalar_at(L, top + i, d);
   }
   lua_settop(L, top);
-  for (int k = 1; k < n; k++) d = put_scalar(L, first + k, d);
+  for (int k = 1; k < n; k++) d = put_scalar_at(L, first + k, d);
   size_t len = (size_t)(d - buf);
   if (!msg_reserve(m, len)) luaL_error(L, "not enough memory");
   msg_put(m, buf, len);

@@ -77,6 +77,11 @@ static inline unsigned char *put_flt_at(unsigned char *d, double x) {
   return d + 8;
 }
 
+/* The bytes of the nil, boolean, number or string at idx at d, which has
+ * room (11 bytes, or a string's length and 10); returns the end
+ * (scalar.c).  The scalar and call short cuts write through it. */
+unsigned char *put_scalar_at(lua_State *L, int idx, unsigned char *d);
+
 static inline lua_Integer unzigzag(uint64_t v) {
   return (lua_Integer)((v >> 1) ^ (uint64_t)-(int64_t)(v & 1));
 }

@@ -400,7 +400,6 @@ static int cannot_cross(tr_msg *res, char **tb, const char *why) {
 }
 
 /* How results' big arrays go: through the ring, if the parent made one. */
-static slab_maker ring_slabs;
 static const slab_maker *slabs;
 
 static int run_task(lua_State *L, wire_rd *r, idmap *d, io *x, claim_t *c, int *ran) {
@@ -473,7 +472,7 @@ FUTURES_API int futures_worker_main(int argc, char **argv, void (*init)(lua_Stat
   claim_t *claim = claim_open(CLAIM_FD);
   slabring *ring = ring_open(RING_FD);
   closefrom(RING_FD + 1);              /* nothing but our pipes, pages and stdio */
-  if (ring) ring_slabs = ring_maker(ring), slabs = &ring_slabs;
+  if (ring) slabs = ring_maker(ring);
   if (!claim) return 2;
   /* A task's own children (os.execute, io.popen) must not hold our pipes:
    * the parent sees this process end by its result pipe closing. */

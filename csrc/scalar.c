@@ -11,27 +11,31 @@ static atomic_int enabled = 1;   /* a test switch, read by every thread */
 void tr_scalar_enable(int on) { atomic_store_explicit(&enabled, on, memory_order_relaxed); }
 int tr_scalar_enabled(void) { return atomic_load_explicit(&enabled, memory_order_relaxed); }
 
+unsigned char *put_scalar_at(lua_State *L, int idx, unsigned char *d) {
+  switch (lua_type(L, idx)) {
+    case LUA_TNIL: *d++ = T_NIL; return d;
+    case LUA_TBOOLEAN: *d++ = lua_toboolean(L, idx) ? T_TRUE : T_FALSE; return d;
+    case LUA_TNUMBER:
+      return lua_isinteger(L, idx) ? put_int_at(d, lua_tointeger(L, idx)) : put_flt_at(d, lua_tonumber(L, idx));
+    default: {
+      size_t len;
+      const char *s = lua_tolstring(L, idx, &len);
+      *d++ = T_STR;
+      d = tr_varint_at(d, len);
+      memcpy(d, s, len);
+      return d + len;
+    }
+  }
+}
+
 int tr_encode_scalar(lua_State *L, int idx, tr_msg *m) {
   int t = lua_type(L, idx);
   if (!tr_scalar_enabled() || (t != LUA_TNUMBER && t != LUA_TBOOLEAN && t != LUA_TSTRING)) return 0;
-  size_t len = 0;
-  const char *s = t == LUA_TSTRING ? lua_tolstring(L, idx, &len) : NULL;
+  size_t len = t == LUA_TSTRING ? lua_rawlen(L, idx) : 0;
   if (!msg_reserve(m, 12 + len)) luaL_error(L, "not enough memory");
   unsigned char *d = m->data + m->len;
   *d++ = 1;   /* the count */
-  if (t == LUA_TBOOLEAN) {
-    *d++ = lua_toboolean(L, idx) ? T_TRUE : T_FALSE;
-  } else if (s) {
-    *d++ = T_STR;
-    d = tr_varint_at(d, len);
-    memcpy(d, s, len);
-    d += len;
-  } else if (lua_isinteger(L, idx)) {
-    d = put_int_at(d, lua_tointeger(L, idx));
-  } else {
-    d = put_flt_at(d, lua_tonumber(L, idx));
-  }
-  m->len = (size_t)(d - m->data);
+  m->len = (size_t)(put_scalar_at(L, idx, d) - m->data);
   return 1;
 }
 

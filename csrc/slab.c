@@ -50,7 +50,7 @@ ap_slot *slab_alloc(size_t n) {
 
 static tr_blob *local_make(void *ctx, const ap_slot *a, size_t n) {
   (void)ctx;
-  ap_slot *s = n > 0 && n <= SLAB_MAX ? slab_alloc(n) : NULL;
+  ap_slot *s = slab_alloc(n);
   if (s && slab_copy_plain(s, a, n)) return slab_of(s, n);
   free(s);
   return NULL;

@@ -24,7 +24,8 @@ ap_slot *slab_alloc(size_t n);
  * NULL if out of memory (s is freed). */
 tr_blob *slab_of(ap_slot *s, size_t n);
 
-/* How an encoder makes the blob for slots 1..n of an array part `a`:
+/* How an encoder makes the blob for slots 1..n of an array part `a`
+ * (SLAB_MIN <= n <= SLAB_MAX, as the encoder checks):
  * NULL if one of them holds a collectable value (a string, a table...),
  * or if there is no room (the encoder then writes the values). */
 typedef struct slab_maker {

@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "pages.h"
 #include "slabring.h"
 
 #define RING_HEAD 4096                         /* the header page */
@@ -27,6 +28,7 @@ struct slabring {
   unsigned char *data;
   uint64_t cap;                /* bytes of slots, a multiple of RING_HEAD */
   uint64_t head;               /* worker: the end of what it wrote */
+  slab_maker maker;            /* worker: ring_make over this ring */
 };
 
 /* What a worker's blob names: its slots in the ring. */
@@ -114,7 +116,6 @@ static uint64_t place(slabring *r, uint64_t bytes) {
 
 static tr_blob *ring_make(void *ctx, const ap_slot *a, size_t n) {
   slabring *r = ctx;
-  if (n == 0 || n > SLAB_MAX) return NULL;
   uint64_t bytes = bytes_of(n), pos = place(r, bytes);
   if (pos == UINT64_MAX) return NULL;
   /* Into free space: until the head moves, nobody reads it. */
@@ -126,16 +127,17 @@ static tr_blob *ring_make(void *ctx, const ap_slot *a, size_t n) {
   return b;
 }
 
-slab_maker ring_maker(slabring *r) { return (slab_maker){ring_make, r}; }
+const slab_maker *ring_maker(slabring *r) {
+  r->maker = (slab_maker){ring_make, r};
+  return &r->maker;
+}
 
 /* ------------------------------------------------------------- proxy */
 
 /* Gives the whole pages of [off, end) past RING_KEEP back to the system. */
 static void drop_pages(slabring *r, uint64_t off, uint64_t end) {
-  uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
-  uint64_t a = (off > RING_KEEP ? off : RING_KEEP) + page - 1, b = end / page * page;
-  a = a / page * page;
-  if (a < b) madvise(r->data + a, b - a, MADV_REMOVE);
+  if (off < RING_KEEP) off = RING_KEEP;
+  if (off < end) pages_advise(r->data + off, end - off, MADV_REMOVE);
 }
 
 tr_blob *ring_take(slabring *r, uint64_t pos, uint64_t n, int *bad) {

@@ -34,8 +34,9 @@ slabring *ring_create(int *fd);
 slabring *ring_open(int fd);
 void ring_free(slabring *r);
 
-/* Worker: the encoder's slab maker over the ring (slab.h). */
-slab_maker ring_maker(slabring *r);
+/* Worker: the encoder's slab maker over the ring (slab.h), good while
+ * the ring is. */
+const slab_maker *ring_maker(slabring *r);
 
 /* Parent: the array of n slots at position pos, as a new slab, and its
  * space given back; NULL with *bad set if the worker named space outside
